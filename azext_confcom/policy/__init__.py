@@ -1,0 +1,1 @@
+"""Policy generation: input readers produce ContainerSpecs; the generator turns them into Rego."""
