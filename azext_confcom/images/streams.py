@@ -1,0 +1,194 @@
+"""Byte streams shared by every source: archive slices and verified, decompressed layers.
+
+Layers are streamed, never held in memory: ``VerifiedLayer`` hashes the stored blob and the
+uncompressed tar as they pass through and fails at the end of the stream when either does
+not match its digest. ``FileSlice`` reads one member of an outer tar with ``os.pread`` so
+several layers of one archive can be streamed in parallel threads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import os
+import zlib
+from typing import BinaryIO, Iterator
+
+from ..errors import ArchiveError, DigestMismatchError, ImageError
+
+CHUNK = 1 << 20
+_GZIP_MAGIC = b"\x1f\x8b"
+_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+
+
+def hasher_for(digest: str, what: str):
+    """A hashlib object for ``algo:hex``; unknown algorithms are an error, not a silent pass."""
+    algo, _, hexpart = digest.partition(":")
+    if algo not in ("sha256", "sha512") or not hexpart:
+        raise ImageError(f"Unsupported digest '{digest}' for {what}.",
+                         hint="Only sha256 and sha512 digests are supported.")
+    return hashlib.new(algo)
+
+
+def check_digest(data: bytes, digest: str, what: str) -> None:
+    """Raise ``DigestMismatchError`` unless ``data`` hashes to ``digest``."""
+    h = hasher_for(digest, what)
+    h.update(data)
+    if f"{h.name}:{h.hexdigest()}" != digest.lower():
+        raise _mismatch(what, digest, f"{h.name}:{h.hexdigest()}")
+
+
+def _mismatch(what: str, expected: str, actual: str) -> DigestMismatchError:
+    return DigestMismatchError(
+        f"Digest mismatch for {what}: expected {expected}, got {actual}.",
+        hint="The content was corrupted or tampered with; fetch or export the image again.")
+
+
+class FileSlice(io.RawIOBase):
+    """``size`` bytes at ``offset`` of an open file descriptor, read with ``pread``."""
+
+    def __init__(self, fd: int, offset: int, size: int, what: str) -> None:
+        super().__init__()
+        self._fd, self._pos, self._end, self._what = fd, offset, offset + size, what
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        want = min(len(buffer), self._end - self._pos)
+        if want <= 0:
+            return 0
+        data = os.pread(self._fd, want, self._pos)
+        if not data:
+            raise ArchiveError(f"{self._what} is truncated.",
+                               hint="The tar file is incomplete; export the image again.")
+        buffer[:len(data)] = data
+        self._pos += len(data)
+        return len(data)
+
+
+class VerifiedLayer(io.RawIOBase):
+    """Uncompressed layer tar read from a blob stream, checked against both digests at the end.
+
+    ``blob_digest`` is the stored blob's digest (skipped when ``None``, e.g. a legacy
+    ``docker save`` layer whose only known digest is the diff_id); ``diff_id`` is the
+    digest of the uncompressed tar. gzip (single or multi-member) is detected by its magic.
+    """
+
+    def __init__(self, blob: BinaryIO, *, diff_id: str | None, blob_digest: str | None, what: str) -> None:
+        super().__init__()
+        self._blob, self._what = blob, what
+        self._blob_digest, self._diff_id = blob_digest, diff_id
+        self._blob_hash = hasher_for(blob_digest, what) if blob_digest else None
+        self._diff_hash = hasher_for(diff_id, what) if diff_id else None
+        self._inflate: zlib._Decompress | None = None
+        self._compressed = b""        # gzip input not yet inflated
+        self._ready = memoryview(b"")  # output not yet handed out
+        self._started = self._finished = False
+        self._member_done = False     # the last gzip member ended cleanly
+
+    def readable(self) -> bool:
+        return True
+
+    def _read_blob(self, size: int = CHUNK) -> bytes:
+        data = self._blob.read(size)
+        if data and self._blob_hash:
+            self._blob_hash.update(data)
+        return data
+
+    def _start(self) -> None:
+        head = b""
+        while len(head) < 4:
+            more = self._read_blob()
+            if not more:
+                break
+            head += more
+        self._started = True
+        if head.startswith(_ZSTD_MAGIC):
+            raise ArchiveError(f"{self._what} is zstd-compressed, which is not supported yet.",
+                               hint="Re-export the image with gzip or uncompressed layers.")
+        if head.startswith(_GZIP_MAGIC):
+            self._inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            self._compressed = head
+        else:
+            self._ready = memoryview(head)
+
+    def readinto(self, buffer) -> int:
+        if not self._started:
+            self._start()
+        view = memoryview(buffer).cast("B")
+        while True:
+            if self._ready:
+                n = min(len(view), len(self._ready))
+                view[:n] = self._ready[:n]
+                self._ready = self._ready[n:]
+                if self._diff_hash:
+                    self._diff_hash.update(view[:n])
+                return n
+            if self._finished:
+                return 0
+            if self._inflate is None:
+                n = self._blob.readinto(view) if hasattr(self._blob, "readinto") else 0
+                if n:
+                    for h in (self._blob_hash, self._diff_hash):
+                        if h:
+                            h.update(view[:n])
+                    return n
+                self._finish()
+                continue
+            if not self._compressed:
+                self._compressed = self._read_blob()
+                if not self._compressed:
+                    self._finish()
+                    continue
+            self._ready = memoryview(self._inflate_some(len(view)))
+
+    def _inflate_some(self, limit: int) -> bytes:
+        try:
+            out = self._inflate.decompress(self._compressed, max(limit, 65536))
+        except zlib.error as exc:
+            raise ArchiveError(f"{self._what} is not a valid gzip stream: {exc}.",
+                               hint="The layer blob is corrupt; export or pull the image again.") from exc
+        self._compressed = self._inflate.unconsumed_tail
+        if self._inflate.eof:
+            rest = self._inflate.unused_data + self._compressed
+            if rest and not rest.startswith(_GZIP_MAGIC[:len(rest)]):
+                raise ArchiveError(f"{self._what} has data after the end of its gzip stream.",
+                                   hint="The layer blob is corrupt; export or pull the image again.")
+            self._inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)   # next gzip member, if any
+            self._compressed = rest
+            self._member_done = True
+        else:
+            self._member_done = False
+        return out
+
+    def _finish(self) -> None:
+        self._finished = True
+        if self._inflate is not None and not self._member_done:
+            raise ArchiveError(f"{self._what} is truncated: its gzip stream ends early.",
+                               hint="The layer blob is incomplete; export or pull the image again.")
+        for h, expected in ((self._blob_hash, self._blob_digest), (self._diff_hash, self._diff_id)):
+            if h is not None and f"{h.name}:{h.hexdigest()}" != expected.lower():
+                raise _mismatch(self._what, expected, f"{h.name}:{h.hexdigest()}")
+
+    def drain(self) -> None:
+        """Read to the end so the digests are checked even if the consumer stopped early."""
+        buffer = bytearray(CHUNK)
+        while self.readinto(buffer):
+            pass
+
+    def close(self) -> None:
+        if not self.closed:
+            self._blob.close()
+        super().close()
+
+
+@contextlib.contextmanager
+def verified(stream: VerifiedLayer) -> Iterator[BinaryIO]:
+    """Yield ``stream``; on a normal exit read it to the end so its digests are always checked."""
+    try:
+        yield stream
+        stream.drain()
+    finally:
+        stream.close()
