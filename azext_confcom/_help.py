@@ -1,0 +1,140 @@
+"""Help text for `az confcom ...` (shown by `az confcom <command> --help`)."""
+
+from __future__ import annotations
+
+from knack.help_files import helps
+
+helps["confcom"] = """
+type: group
+short-summary: Generate confidential container security policies for Azure Container Instances.
+long-summary: >
+    The policies are Rego documents that the confidential ACI host enforces: which images (by the
+    dm-verity root hash of every layer), commands, environment variables and mounts a container
+    group may use.
+"""
+
+helps["confcom acipolicygen"] = """
+type: command
+short-summary: Generate a security policy for a confidential container group.
+long-summary: >
+    Reads the containers from one source (an ARM template, a configuration file, an image, a
+    virtual-node YAML or container definitions), looks up each image's configuration and layers
+    (image tar, local Docker daemon or registry), computes the layer hashes and writes the Rego
+    policy. For an ARM template the default is to store the base64-encoded policy in the template's
+    confidentialComputeProperties.ccePolicy and print the policy's sha256.
+parameters:
+  - name: --template-file -a
+    type: string
+    short-summary: ARM template to read the container groups from and to write the policy into.
+  - name: --parameters -p
+    type: string
+    short-summary: ARM parameters file whose values override the template's parameters (needs -a).
+  - name: --input -i
+    type: string
+    short-summary: Configuration file (JSON) that lists the containers of the policy.
+  - name: --image
+    type: string
+    short-summary: Generate the policy for this single image reference.
+  - name: --virtual-node-yaml
+    type: string
+    short-summary: Kubernetes YAML of pods for AKS virtual nodes; the policy goes into a pod annotation.
+  - name: --with-containers
+    type: string
+    short-summary: Container definition JSON (an object or an array), e.g. the output of `az confcom containers from_image`. Repeatable.
+  - name: --print-policy
+    type: bool
+    short-summary: Print the base64-encoded policy instead of writing it into the template.
+  - name: --outraw
+    type: bool
+    short-summary: Print the policy as Rego text with its containers as compact JSON.
+  - name: --outraw-pretty-print
+    type: bool
+    short-summary: Print the policy as Rego text with its containers as indented JSON.
+  - name: --save-to-file -s
+    type: string
+    short-summary: Also write the printed policy to this file (deprecated; redirect stdout instead).
+  - name: --print-existing-policy
+    type: bool
+    short-summary: Decode and print the policy currently stored in the ARM template, then stop.
+  - name: --diff -d
+    type: bool
+    short-summary: Compare the policy stored in the template with the one that would be generated; exits 2 when they differ.
+  - name: --debug-mode
+    type: bool
+    short-summary: Generate a debugging policy (shell access, stack dumps, runtime logs). Never use it in production.
+  - name: --disable-stdio
+    type: bool
+    short-summary: Deny every container access to its standard input and output.
+  - name: --enable-stdio
+    type: bool
+    short-summary: Allow standard input and output (the current default); silences the warning about it.
+  - name: --infrastructure-svn
+    type: string
+    short-summary: Minimum software version number required of the ACI infrastructure fragment.
+  - name: --exclude-default-fragments -e
+    type: bool
+    short-summary: Do not import the default ACI infrastructure fragment.
+  - name: --include-fragments -f
+    type: bool
+    short-summary: Import the policy fragments listed in the --fragments-json file (or the input file) and leave out the containers they cover.
+  - name: --fragments-json -j
+    type: string
+    short-summary: JSON file of fragment import statements (needs --include-fragments).
+  - name: --omit-id
+    type: bool
+    short-summary: Leave the image reference (id) out of every container so the policy does not pin registry names.
+  - name: --approve-wildcards -y
+    type: bool
+    short-summary: Answer yes to every question about allowing any value for an environment variable whose value is not given.
+  - name: --faster-hashing
+    type: bool
+    short-summary: Hash Docker daemon images with more memory and less time. Not with --tar.
+  - name: --tar
+    type: string
+    short-summary: Image tar (docker save or OCI layout) for the only image, or a .json file mapping image references to tar paths.
+  - name: --platform
+    type: string
+    short-summary: Platform of the containers.
+  - name: --prerelease-policy-api
+    type: bool
+    short-summary: Use the newest, not yet generally available policy API version.
+  - name: --validate-sidecar -v
+    type: bool
+    short-summary: Check that sidecar images pass the policy generated for them.
+examples:
+  - name: Write the policy into an ARM template and print its sha256
+    text: az confcom acipolicygen -a template.json
+  - name: Take the image from a tar file instead of a registry
+    text: az confcom acipolicygen -a template.json --tar image.tar
+  - name: Map several images to tar files
+    text: az confcom acipolicygen -a template.json --tar tars.json
+  - name: Use a parameters file and print the Rego policy instead of writing it
+    text: az confcom acipolicygen -a template.json -p parameters.json --outraw
+  - name: Check whether the policy in a template is still up to date
+    text: az confcom acipolicygen -a template.json --diff
+  - name: Show the policy stored in a template
+    text: az confcom acipolicygen -a template.json --print-existing-policy
+  - name: Generate a policy for one image, with standard I/O disabled
+    text: az confcom acipolicygen --image myregistry.azurecr.io/app:1.0 --disable-stdio --print-policy
+"""
+
+helps["confcom containers"] = """
+type: group
+short-summary: Print container definitions in the policy's schema.
+"""
+
+helps["confcom containers from_image"] = """
+type: command
+short-summary: Print the container definition (policy schema, JSON) of an image.
+long-summary: The output can be edited and passed to `az confcom acipolicygen --with-containers`.
+parameters:
+  - name: image
+    type: string
+    short-summary: Image reference.
+  - name: --platform
+    type: string
+    short-summary: Where the container runs, `aci` (default) or `vn2`; selects the platform's default mounts.
+examples:
+  - name: Definition of an image for ACI
+    text: az confcom containers from_image mcr.microsoft.com/azurelinux/distroless/base:3.0
+"""

@@ -1,0 +1,48 @@
+"""Turn our ConfcomError hierarchy into azure-cli's error classes.
+
+azure-cli prints an ``AzCLIError`` as ``ERROR: <message>`` followed by its recommendations and
+exits 1, with the traceback only under ``--debug``. Errors that must end the process with another
+status (the reference's explicit exit codes, e.g. a hasher's own return code) are printed the
+same way and then end the process with ``SystemExit(code)``.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from azure.cli.core import azclierror
+
+from azext_confcom import errors
+
+# Most specific first. ResourceNotFoundError is avoided on purpose: azure-cli maps it to exit 3,
+# the reference exits 1 for a missing image or file.
+_CLASS_FOR: tuple[tuple[type[errors.ConfcomError], type[azclierror.AzCLIError]], ...] = (
+    (errors.UserInputError, azclierror.InvalidArgumentValueError),
+    (errors.ArchiveError, azclierror.FileOperationError),
+    (errors.ImageError, azclierror.UnclassifiedUserFault),
+    (errors.LayerConversionError, azclierror.UnclassifiedUserFault),
+    (errors.HashingError, azclierror.CLIInternalError),
+)
+
+
+def to_azcli_error(ex: errors.ConfcomError) -> azclierror.AzCLIError:
+    """The azure-cli error that reports *ex*: its message, and its hint as the recommendation."""
+    cls = next((az for ours, az in _CLASS_FOR if isinstance(ex, ours)), azclierror.UnclassifiedUserFault)
+    az_error = cls(ex.message)
+    if ex.hint:
+        az_error.set_recommendation(ex.hint)
+    return az_error
+
+
+def raise_for_cli(ex: Exception):
+    """Exception handler of every confcom command: re-raise *ex* the way azure-cli reports it."""
+    if not isinstance(ex, errors.ConfcomError):
+        raise ex
+    az_error = to_azcli_error(ex)
+    if ex.exit_code == 1:
+        raise az_error from ex
+    try:
+        raise az_error from ex
+    except azclierror.AzCLIError:
+        az_error.print_error()       # inside the except block so --debug shows the traceback
+    sys.exit(ex.exit_code)

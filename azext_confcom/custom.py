@@ -1,0 +1,315 @@
+"""Command handlers: `az confcom acipolicygen` and `az confcom containers from_image`.
+
+``acipolicygen_confcom`` follows the reference's processing order (secrets warning, existing
+policy, --tar check, warnings, generation, then per policy: diff | inject | print). Unlike the
+reference, every policy is generated before anything is written, so a failure for the second
+container group cannot leave the first one injected.
+
+Input sources are read by small per-source functions (``_groups_from_*``): the ARM template
+reader lives in ``azext_confcom.policy``; the other sources (``--input``, ``--image``,
+``--virtual-node-yaml``, ``--with-containers``) are read in ``azext_confcom.inputs``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from typing import Optional
+
+from knack.log import get_logger
+
+from azext_confcom.errors import UserInputError
+
+logger = get_logger(__name__)
+
+SECRETS_WARNING = (
+    "Secrets that are included in the provided arm template or configuration files in the container "
+    "env or cmd sections will be printed out with this flag. These are picked up from the environment "
+    "variables and the command lines of the containers. Treat the output as sensitive: do not share it "
+    "or store it where others can read it."
+)
+STDIO_WARNING = (
+    "Using default stdio setting (Enabled)\n"
+    "For the most secure deployments, ensure stdio is disabled. Default behaviour may change in the "
+    "future, you can set stdio with:\n"
+    "    --disable-stdio\n"
+    "    --enable-stdio"
+)
+DEBUG_WARNING = ("WARNING: Debug mode must only be used for debugging purposes.  "
+                 "It should not be used for production systems.\n")
+SAVE_TO_FILE_WARNING = ("(Deprecation Warning) the --save-to-file (-s) flag is deprecated  and will be "
+                        "removed in a future release.  Please print to the console and redirect to a "
+                        "file instead.")
+TAR_NOT_A_FILE = ("--tar input must either be a path to a json file with image to tar location mappings "
+                  "or the location to a single tar file.")
+DIFF_MATCH = "Existing policy and Template match"
+DIFF_MISMATCH_WARNING = "Existing Policy and Template differ. Consider recreating the base64-encoded policy."
+FRAGMENTS_DIFFER_WARNING = ("Fragments in the existing policy are not the defaults. If this is expected, "
+                            "ignore this warning.")
+
+
+@dataclass
+class Source:
+    """The one input source of an acipolicygen call."""
+
+    kind: str           # "arm" | "input" | "image" | "virtual_node_yaml" | "with_containers"
+    value: object       # path, image reference, or list of container definitions
+    parameters: Optional[str] = None
+
+    @property
+    def label(self) -> str:
+        return {"arm": "ARM Template", "image": "Image"}.get(self.kind, "Input File")
+
+
+# pylint: disable=too-many-arguments,too-many-locals,unused-argument
+def acipolicygen_confcom(
+    input_path: Optional[str] = None,
+    arm_template: Optional[str] = None,
+    arm_template_parameters: Optional[str] = None,
+    image_name: Optional[str] = None,
+    virtual_node_yaml_path: Optional[str] = None,
+    infrastructure_svn: Optional[str] = None,
+    tar_mapping_location: Optional[str] = None,
+    approve_wildcards: bool = False,
+    outraw: bool = False,
+    outraw_pretty_print: bool = False,
+    diff: bool = False,
+    validate_sidecar: bool = False,
+    save_to_file: Optional[str] = None,
+    print_existing_policy: bool = False,
+    debug_mode: bool = False,
+    disable_stdio: bool = False,
+    enable_stdio: bool = False,
+    print_policy_to_terminal: bool = False,
+    faster_hashing: bool = False,
+    omit_id: bool = False,
+    include_fragments: bool = False,
+    fragments_json: Optional[str] = None,
+    exclude_default_fragments: bool = False,
+    container_definitions: Optional[list] = None,
+    platform: str = "linux/amd64",
+    prerelease_policy_api: bool = False,
+) -> None:
+    """Generate a confidential container security policy (see `az confcom acipolicygen -h`)."""
+    from azext_confcom.policy.render import OutputType
+
+    source = _source(input_path, arm_template, arm_template_parameters, image_name,
+                     virtual_node_yaml_path, container_definitions)
+    output_type = (OutputType.PRETTY_PRINT if outraw_pretty_print
+                   else OutputType.RAW if outraw else OutputType.DEFAULT)
+
+    if print_existing_policy or outraw or outraw_pretty_print:
+        logger.warning(SECRETS_WARNING)
+    if print_existing_policy:
+        _print_existing_policy(source)
+        return
+    if tar_mapping_location and not os.path.isfile(tar_mapping_location):
+        print(TAR_NOT_A_FILE)
+        sys.exit(2)
+    _refuse_unsupported(platform, validate_sidecar)
+    logger.warning("Using platform: %s", platform)
+    disable_stdio = _resolve_stdio(enable_stdio, disable_stdio)
+    if debug_mode:
+        logger.warning(DEBUG_WARNING)
+    _check_infrastructure_svn(infrastructure_svn)
+    logger.warning("Generating security policy for %s: %s in %s", source.label,
+                   _describe(source), "base64" if output_type is OutputType.DEFAULT else "clear text")
+
+    policies = _generate(source, _policy_options(
+        source, debug_mode=debug_mode, disable_stdio=disable_stdio, omit_id=omit_id,
+        infrastructure_svn=infrastructure_svn, exclude_default_fragments=exclude_default_fragments,
+        fragments_json=fragments_json if include_fragments else None,
+        prerelease=prerelease_policy_api), tar_mapping_location, faster_hashing, approve_wildcards)
+
+    printing = print_policy_to_terminal or outraw or outraw_pretty_print
+    exit_code = 0
+    for count, policy in enumerate(policies):
+        if source.kind == "virtual_node_yaml" and not (printing or diff):
+            _inject_into_yaml(source, count, policy)
+        elif diff:
+            exit_code = _diff(policy, pretty=outraw_pretty_print) or exit_code
+        elif source.kind == "arm" and not printing:
+            _inject_into_arm(source, count, policy)
+        else:
+            _print_policy(policy, output_type, save_to_file)
+    if exit_code:
+        sys.exit(exit_code)
+
+
+def containers_from_image(image: str, platform: str = "aci") -> None:
+    """Print the container definition (policy schema) of one image, as compact JSON."""
+    import json
+
+    from azext_confcom.inputs.from_image import container_definition
+
+    print(json.dumps(container_definition(image, platform)))
+
+
+# --------------------------------------------------------------------------- sources
+
+def _source(input_path, arm_template, parameters, image_name, yaml_path, definitions) -> Source:
+    if arm_template:
+        return Source("arm", arm_template, parameters)
+    if input_path:
+        return Source("input", input_path)
+    if image_name:
+        return Source("image", image_name)
+    if yaml_path:
+        return Source("virtual_node_yaml", yaml_path)
+    return Source("with_containers", _flatten(definitions or []))
+
+
+def _flatten(definitions: list) -> list:
+    """``--with-containers`` values: each an object or an array of objects; arrays flattened."""
+    flat = []
+    for value in definitions:
+        flat.extend(value if isinstance(value, list) else [value])
+    return flat
+
+
+def _describe(source: Source) -> str:
+    return source.value if isinstance(source.value, str) else "--with-containers"
+
+
+def _read_groups(source: Source, approve_wildcards: bool):
+    """The GroupSpecs of the source: one per container group / pod / input."""
+    if source.kind == "arm":
+        from azext_confcom.policy.arm import read_template
+
+        return read_template(source.value, source.parameters, approve_wildcards=approve_wildcards)
+    from azext_confcom import inputs
+
+    return inputs.read_groups(source.kind, source.value, approve_wildcards=approve_wildcards)
+
+
+def _existing_policies(source: Source) -> list[tuple[str, Optional[str]]]:
+    """(group name, stored base64 policy) per container group / pod, without touching images."""
+    if source.kind == "arm":
+        from azext_confcom.policy.arm import read_existing_policies
+
+        return read_existing_policies(source.value, source.parameters)
+    if source.kind == "virtual_node_yaml":
+        from azext_confcom import inputs
+
+        return inputs.read_existing_policies(source.kind, source.value)
+    raise UserInputError("Can only print existing policy from ARM Template",
+                         hint="Give the template with -a (or a virtual-node YAML with --virtual-node-yaml).")
+
+
+# --------------------------------------------------------------------------- generation
+
+def _policy_options(source: Source, *, fragments_json: Optional[str], **kwargs):
+    from azext_confcom.policy.generate import PolicyOptions
+
+    imports = []
+    if fragments_json:
+        from azext_confcom.inputs.fragment_imports import read_fragment_imports
+
+        imports = read_fragment_imports(fragments_json)
+    return PolicyOptions(fragment_imports=imports, fragments_first=source.kind == "input",
+                         merge_sidecar_config=source.kind == "image", **kwargs)
+
+
+def _generate(source: Source, options, tar_mapping_location: Optional[str], faster_hashing: bool,
+              approve_wildcards: bool):
+    from azext_confcom.policy.generate import generate_policies
+    from azext_confcom.policy.sources import image_access
+
+    groups = _read_groups(source, approve_wildcards)
+    image_info, hasher = image_access(tar_mapping_location, faster_hashing=faster_hashing,
+                                      images=[c.image for g in groups for c in g.containers])
+    return generate_policies(groups, options, image_info, hasher)
+
+
+# --------------------------------------------------------------------------- output
+
+def _print_policy(policy, output_type, save_to_file: Optional[str]) -> None:
+    from azext_confcom.policy.render import render
+
+    text = render(policy, output_type)
+    print(f"{text}\n\n")
+    if save_to_file:
+        logger.warning(SAVE_TO_FILE_WARNING)
+        from azext_confcom.inject import write_atomically
+
+        write_atomically(save_to_file, text)
+
+
+def _inject_into_arm(source: Source, count: int, policy) -> None:
+    from azext_confcom.inject import inject_into_template
+    from azext_confcom.policy.render import OutputType, policy_digest, render
+
+    if inject_into_template(source.value, count, render(policy, OutputType.DEFAULT)):
+        print(policy_digest(policy))
+        logger.info("CCE Policy successfully injected into ARM Template")
+
+
+def _inject_into_yaml(source: Source, count: int, policy) -> None:
+    from azext_confcom import inputs
+    from azext_confcom.policy.render import OutputType, policy_digest, render
+
+    if inputs.inject_into_yaml(source.value, count, render(policy, OutputType.DEFAULT)):
+        print(policy_digest(policy))
+
+
+def _diff(policy, pretty: bool) -> int:
+    """Print how the stored policy differs from *policy*; 2 on mismatch, else 0."""
+    from azext_confcom.diff import compare_containers, format_reasons
+    from azext_confcom.policy.existing import decode_for_diff
+
+    stored_containers, stored_fragments = decode_for_diff(policy.existing_policy)
+    reasons = compare_containers(stored_containers, policy.all_containers)
+    print(DIFF_MATCH if not reasons else format_reasons(reasons, pretty))
+    if stored_fragments is not None and stored_fragments != policy.fragments:
+        logger.warning(FRAGMENTS_DIFFER_WARNING)
+    if reasons:
+        logger.warning(DIFF_MISMATCH_WARNING)
+        return 2
+    return 0
+
+
+def _print_existing_policy(source: Source) -> None:
+    from azext_confcom.policy.existing import decode_policy
+
+    heading = "Policy for Pod" if source.kind == "virtual_node_yaml" else "CCE Policy for Container Group"
+    for name, stored in _existing_policies(source):
+        text = decode_policy(stored)
+        print(f"{heading}: {name}\n")
+        print(text)
+
+
+# --------------------------------------------------------------------------- flags
+
+def _resolve_stdio(enable_stdio: bool, disable_stdio: bool) -> bool:
+    """Whether stdio is disabled; warns when the user did not choose."""
+    if not enable_stdio and not disable_stdio:
+        logger.warning(STDIO_WARNING)
+    return bool(disable_stdio)
+
+
+def _check_infrastructure_svn(infrastructure_svn: Optional[str]) -> None:
+    if not infrastructure_svn:
+        return
+    from packaging.version import InvalidVersion, Version
+
+    from azext_confcom.policy import config
+
+    try:
+        lower = Version(infrastructure_svn) < Version(config.DEFAULT_INFRA_SVN)
+    except InvalidVersion as ex:
+        raise UserInputError(f"--infrastructure-svn {infrastructure_svn!r} is not a version number",
+                             hint="Give a number such as 4.") from ex
+    if lower:
+        logger.warning("Input Infrastructure Fragment Software Version Number is less than the default "
+                       "Infrastructure SVN: %s", config.DEFAULT_INFRA_SVN)
+
+
+def _refuse_unsupported(platform: str, validate_sidecar: bool) -> None:
+    """Flags whose machinery (Windows CIM hashing, sidecar validation) is not built yet."""
+    if platform != "linux/amd64":
+        raise UserInputError(f"--platform {platform} is not supported by this implementation",
+                             hint="Generate policies for linux/amd64 (the default).")
+    if validate_sidecar:
+        raise UserInputError("--validate-sidecar is not supported by this implementation",
+                             hint="Generate the policy without it.")

@@ -1,0 +1,112 @@
+"""Write a generated policy into an ARM template, atomically.
+
+The whole template is re-serialized the way the reference does it (``json.dumps(indent=2)``,
+key order as parsed, no trailing newline) into a temporary file next to the original, flushed to
+disk and renamed over it: a crash leaves the old template or the new one, never half of either.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Callable, Optional
+
+from azext_confcom.errors import UserInputError
+
+SUPPORTED_RESOURCE_TYPES = (
+    "Microsoft.ContainerInstance/containerGroups",
+    "Microsoft.ContainerInstance/containerGroupProfiles",
+)
+CONFCOM_PROPERTIES = "confidentialComputeProperties"
+CCE_POLICY = "ccePolicy"
+
+
+def ci_get(obj: dict, key: str):
+    """The reference's case-insensitive lookup: the exact key if its value is truthy, else the
+    first key equal ignoring case (even if its value is falsy)."""
+    if not isinstance(obj, dict):
+        return None
+    if obj.get(key):
+        return obj[key]
+    lower = key.lower()
+    return next((value for k, value in obj.items() if k.lower() == lower), None)
+
+
+def supported_resources(template: dict) -> list[dict]:
+    """Container-group resources, in template order (the policies' order)."""
+    resources = ci_get(template, "resources") or []
+    return [r for r in resources if isinstance(r, dict) and ci_get(r, "type") in SUPPORTED_RESOURCE_TYPES]
+
+
+def dump_template(template: dict) -> str:
+    """The template text exactly as the reference writes it."""
+    return json.dumps(template, indent=2)
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Replace *path* with *text*: same directory temp file, fsync, rename; keeps the file mode."""
+    path = Path(path)
+    mode = path.stat().st_mode & 0o7777 if path.exists() else None
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        if mode is not None:
+            os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def ask_overwrite(group_name: str) -> bool:
+    """The reference's interactive question; no answer (closed stdin) means no."""
+    try:
+        answer = input(f'Do you want to overwrite the CCE Policy currently in container group '
+                       f'"{group_name}" in the ARM Template? (y/n) ')
+    except EOFError:
+        return False
+    return answer.strip().lower() == "y"
+
+
+def inject_into_template(template_path: str | Path, index: int, policy_base64: str,
+                         confirm: Optional[Callable[[str], bool]] = None) -> bool:
+    """Store *policy_base64* as the ccePolicy of the *index*-th container group.
+
+    An empty or missing ccePolicy is written silently; a non-empty one only if *confirm* (by
+    default the interactive question) says yes. Returns whether the template was rewritten.
+    """
+    path = Path(template_path)
+    try:
+        template = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as ex:
+        raise UserInputError(f"Cannot re-read the ARM template {path} to write the policy into it: {ex}",
+                             hint="Make sure the file is not changed while the policy is generated.") from ex
+    resources = supported_resources(template)
+    if index >= len(resources):
+        raise UserInputError(f"The ARM template {path} no longer has container group number {index + 1}.",
+                             hint="Make sure the file is not changed while the policy is generated.")
+    resource = resources[index]
+    properties = ci_get(resource, "properties")
+    if not isinstance(properties, dict):
+        properties = resource["properties"] = {}
+    confcom = ci_get(properties, CONFCOM_PROPERTIES)
+    if not isinstance(confcom, dict):
+        confcom = properties[CONFCOM_PROPERTIES] = {}
+    if confcom.get(CCE_POLICY) and not (confirm or ask_overwrite)(str(ci_get(resource, "name"))):
+        return False
+    confcom[CCE_POLICY] = policy_base64
+    write_atomically(path, dump_template(template))
+    return True
