@@ -1,0 +1,55 @@
+"""Reading user documents the way the reference does: case-insensitive keys, JSON files with its errors.
+
+Shared by every input reader (ARM template, parameters file, v1 JSON, fragments JSON).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from azext_confcom.errors import UserInputError
+
+
+def ci_get(mapping: Any, key: str) -> Any:
+    """``mapping[key]`` ignoring case, the reference's way.
+
+    The exact key wins only when its value is truthy; otherwise the first key equal ignoring case
+    is returned even if its value is falsy (so ``{"value": ""}`` yields ``""``). Not a dict -> None.
+    """
+    if not isinstance(mapping, dict):
+        return None
+    value = mapping.get(key)
+    if value:
+        return value
+    lowered = key.lower()
+    for name, candidate in mapping.items():
+        if isinstance(name, str) and name.lower() == lowered:
+            return candidate
+    return None
+
+
+def read_text(path: str) -> str:
+    """A UTF-8 text file, or the reference's ``File not found at path`` error."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read()
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as exc:
+        raise UserInputError(f"File not found at path: {path}",
+                             hint="Check the path of the file you passed.") from exc
+    except UnicodeDecodeError as exc:
+        raise UserInputError(f"File at path {path} is not UTF-8 text: {exc}",
+                             hint="Save the file as UTF-8 JSON.") from exc
+
+
+def parse_json(text: str) -> Any:
+    """JSON text, or the reference's ``Invalid json formatting for data`` error (whole text quoted)."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UserInputError(f"Invalid json formatting for data: {text}",
+                             hint=f"Fix the JSON syntax ({exc.msg} at line {exc.lineno} column {exc.colno}).") from exc
+
+
+def load_json(path: str) -> Any:
+    return parse_json(read_text(path))
