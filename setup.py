@@ -1,17 +1,12 @@
-"""Packaging for the confcom Azure CLI extension (installed with `az extension add --source`)."""
+"""Packaging for the confcom Azure CLI extension (installed with `az extension add --source`).
+
+Runtime dependencies are declared in setup.cfg ([options] install_requires) so scripts/setup.sh
+installs the same list into the development venv; azure-cli-core itself is provided by `az`.
+"""
 
 from setuptools import find_packages, setup
 
 VERSION = "2.3.0"
-
-DEPENDENCIES = [
-    "docker>=6.1.0",
-    "requests>=2.25",
-    "pydash>=7.0",
-    "tqdm>=4.65",
-    "deepdiff~=8.6",
-    "PyYAML>=6.0.1",   # VN2 pod specs (--virtual-node-yaml), as the reference extension
-]
 
 setup(
     name="confcom",
@@ -27,8 +22,7 @@ setup(
         "License :: OSI Approved :: MIT License",
     ],
     python_requires=">=3.9",
-    packages=find_packages(exclude=["*.tests", "*.tests.*"]),
-    install_requires=DEPENDENCIES,
+    packages=find_packages(exclude=["*.tests", "*.tests.*", "tests", "samples", "benchmarks"]),
     package_data={"azext_confcom": ["azext_metadata.json", "data/*", "data/**/*"]},
     scripts=["bin/dmverity-vhd"],
 )

@@ -175,9 +175,9 @@ def _describe(source: Source) -> str:
 def _read_groups(source: Source, approve_wildcards: bool):
     """The GroupSpecs of the source: one per container group / pod / input."""
     if source.kind == "arm":
-        from azext_confcom.policy.arm import read_template
+        from azext_confcom.policy.arm import load_arm_template
 
-        return read_template(source.value, source.parameters, approve_wildcards=approve_wildcards)
+        return load_arm_template(source.value, source.parameters, approve_wildcards=approve_wildcards).groups
     from azext_confcom import inputs
 
     return inputs.read_groups(source.kind, source.value, approve_wildcards=approve_wildcards)
@@ -186,9 +186,11 @@ def _read_groups(source: Source, approve_wildcards: bool):
 def _existing_policies(source: Source) -> list[tuple[str, Optional[str]]]:
     """(group name, stored base64 policy) per container group / pod, without touching images."""
     if source.kind == "arm":
-        from azext_confcom.policy.arm import read_existing_policies
+        from azext_confcom.policy.arm import load_arm_template
 
-        return read_existing_policies(source.value, source.parameters)
+        # wildcards approved: printing must not ask questions about env variables
+        groups = load_arm_template(source.value, source.parameters, approve_wildcards=True).groups
+        return [(group.name, group.existing_policy) for group in groups]
     if source.kind == "virtual_node_yaml":
         from azext_confcom import inputs
 
@@ -213,13 +215,45 @@ def _policy_options(source: Source, *, fragments_json: Optional[str], **kwargs):
 
 def _generate(source: Source, options, tar_mapping_location: Optional[str], faster_hashing: bool,
               approve_wildcards: bool):
+    """Every policy of the source, generated before anything is written."""
     from azext_confcom.policy.generate import generate_policies
-    from azext_confcom.policy.sources import image_access
 
     groups = _read_groups(source, approve_wildcards)
-    image_info, hasher = image_access(tar_mapping_location, faster_hashing=faster_hashing,
-                                      images=[c.image for g in groups for c in g.containers])
+    images = sorted({c.image for group in groups for c in group.containers})
+    image_info, hasher = _image_access(tar_mapping_location, faster_hashing, len(images))
     return generate_policies(groups, options, image_info, hasher)
+
+
+def _image_access(tar_mapping_location: Optional[str], faster_hashing: bool, image_count: int):
+    """The two seams of the generator: ``image_info(ref)`` and ``hasher(ref)``.
+
+    Each image is opened once (tar -> daemon -> registry); the hasher runs dmverity-vhd against
+    the same source the config came from.
+    """
+    from azext_confcom.images import ImageReference, TarSource, open_image
+    from azext_confcom.policy.generate import defer_warning
+    from azext_confcom.policy.hashes import DmverityHasher, ImageLocation
+
+    tar = TarSource.from_option(tar_mapping_location) if tar_mapping_location else None
+    if tar is not None:
+        tar.check_image_count(image_count)
+    opened: dict = {}
+
+    def image(ref: str):
+        if ref not in opened:
+            notes: list[str] = []
+            opened[ref] = open_image(ref, tar=tar, notes=notes)
+            for note in notes:
+                defer_warning(note)
+        return opened[ref]
+
+    def locate(ref: str) -> ImageLocation:
+        found = image(ref)
+        if found.source == "tar":
+            return ImageLocation("tar", str(tar.path_for(ImageReference.parse(ref))))
+        return ImageLocation(found.source)
+
+    return (lambda ref: image(ref).config), DmverityHasher(locate, faster_hashing=faster_hashing)
 
 
 # --------------------------------------------------------------------------- output
@@ -240,7 +274,7 @@ def _inject_into_arm(source: Source, count: int, policy) -> None:
     from azext_confcom.inject import inject_into_template
     from azext_confcom.policy.render import OutputType, policy_digest, render
 
-    if inject_into_template(source.value, count, render(policy, OutputType.DEFAULT)):
+    if inject_into_template(source.value, count, render(policy, OutputType.DEFAULT), policy.name):
         print(policy_digest(policy))
         logger.info("CCE Policy successfully injected into ARM Template")
 
@@ -256,12 +290,12 @@ def _inject_into_yaml(source: Source, count: int, policy) -> None:
 def _diff(policy, pretty: bool) -> int:
     """Print how the stored policy differs from *policy*; 2 on mismatch, else 0."""
     from azext_confcom.diff import compare_containers, format_reasons
-    from azext_confcom.policy.existing import decode_for_diff
+    from azext_confcom.policy.existing import read_existing_policy
 
-    stored_containers, stored_fragments = decode_for_diff(policy.existing_policy)
-    reasons = compare_containers(stored_containers, policy.all_containers)
+    stored = read_existing_policy(policy.existing_policy)
+    reasons = compare_containers(stored.containers, policy.all_containers)
     print(DIFF_MATCH if not reasons else format_reasons(reasons, pretty))
-    if stored_fragments is not None and stored_fragments != policy.fragments:
+    if stored.fragments != policy.fragments:
         logger.warning(FRAGMENTS_DIFFER_WARNING)
     if reasons:
         logger.warning(DIFF_MISMATCH_WARNING)
@@ -274,6 +308,9 @@ def _print_existing_policy(source: Source) -> None:
 
     heading = "Policy for Pod" if source.kind == "virtual_node_yaml" else "CCE Policy for Container Group"
     for name, stored in _existing_policies(source):
+        if not stored:
+            raise UserInputError("CCE Policy is either in an supported format or not present",
+                                 hint=f"Container group {name} has no ccePolicy; generate one first.")
         text = decode_policy(stored)
         print(f"{heading}: {name}\n")
         print(text)

@@ -14,30 +14,19 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from azext_confcom.errors import UserInputError
+from azext_confcom.policy.arm import SUPPORTED_RESOURCE_TYPES
+from azext_confcom.policy.lookup import ci_get
 
-SUPPORTED_RESOURCE_TYPES = (
-    "Microsoft.ContainerInstance/containerGroups",
-    "Microsoft.ContainerInstance/containerGroupProfiles",
-)
 CONFCOM_PROPERTIES = "confidentialComputeProperties"
 CCE_POLICY = "ccePolicy"
 
 
-def ci_get(obj: dict, key: str):
-    """The reference's case-insensitive lookup: the exact key if its value is truthy, else the
-    first key equal ignoring case (even if its value is falsy)."""
-    if not isinstance(obj, dict):
-        return None
-    if obj.get(key):
-        return obj[key]
-    lower = key.lower()
-    return next((value for k, value in obj.items() if k.lower() == lower), None)
-
-
 def supported_resources(template: dict) -> list[dict]:
-    """Container-group resources, in template order (the policies' order)."""
+    """Container-group resources, in template order (the policies' order), as the reader sees them."""
     resources = ci_get(template, "resources") or []
-    return [r for r in resources if isinstance(r, dict) and ci_get(r, "type") in SUPPORTED_RESOURCE_TYPES]
+    if isinstance(resources, dict):
+        resources = list(resources.values())
+    return [r for r in resources if isinstance(r, dict) and r.get("type") in SUPPORTED_RESOURCE_TYPES]
 
 
 def dump_template(template: dict) -> str:
@@ -81,7 +70,7 @@ def ask_overwrite(group_name: str) -> bool:
     return answer.strip().lower() == "y"
 
 
-def inject_into_template(template_path: str | Path, index: int, policy_base64: str,
+def inject_into_template(template_path: str | Path, index: int, policy_base64: str, group_name: str,
                          confirm: Optional[Callable[[str], bool]] = None) -> bool:
     """Store *policy_base64* as the ccePolicy of the *index*-th container group.
 
@@ -105,7 +94,7 @@ def inject_into_template(template_path: str | Path, index: int, policy_base64: s
     confcom = ci_get(properties, CONFCOM_PROPERTIES)
     if not isinstance(confcom, dict):
         confcom = properties[CONFCOM_PROPERTIES] = {}
-    if confcom.get(CCE_POLICY) and not (confirm or ask_overwrite)(str(ci_get(resource, "name"))):
+    if confcom.get(CCE_POLICY) and not (confirm or ask_overwrite)(group_name):
         return False
     confcom[CCE_POLICY] = policy_base64
     write_atomically(path, dump_template(template))
