@@ -116,11 +116,13 @@ def acipolicygen_confcom(
     logger.warning("Generating security policy for %s: %s in %s", source.label,
                    _describe(source), "base64" if output_type is OutputType.DEFAULT else "clear text")
 
-    policies = _generate(source, _policy_options(
+    options = _policy_options(
         source, debug_mode=debug_mode, disable_stdio=disable_stdio, omit_id=omit_id,
         infrastructure_svn=infrastructure_svn, exclude_default_fragments=exclude_default_fragments,
-        fragments_json=fragments_json if include_fragments else None,
-        prerelease=prerelease_policy_api), tar_mapping_location, faster_hashing, approve_wildcards)
+        fragments_json=fragments_json if include_fragments else None, prerelease=prerelease_policy_api)
+    groups = _read_groups(source, approve_wildcards)
+    stored = _stored_policies(groups) if diff else []   # a damaged stored policy fails before hashing
+    policies = _generate(groups, options, tar_mapping_location, faster_hashing)
 
     printing = print_policy_to_terminal or outraw or outraw_pretty_print
     exit_code = 0
@@ -128,7 +130,7 @@ def acipolicygen_confcom(
         if source.kind == "virtual_node_yaml" and not (printing or diff):
             _inject_into_yaml(source, count, policy)
         elif diff:
-            exit_code = _diff(policy, pretty=outraw_pretty_print) or exit_code
+            exit_code = _diff(policy, stored[count], pretty=outraw_pretty_print) or exit_code
         elif source.kind == "arm" and not printing:
             _inject_into_arm(source, count, policy)
         else:
@@ -213,12 +215,10 @@ def _policy_options(source: Source, *, fragments_json: Optional[str], **kwargs):
                          merge_sidecar_config=source.kind == "image", **kwargs)
 
 
-def _generate(source: Source, options, tar_mapping_location: Optional[str], faster_hashing: bool,
-              approve_wildcards: bool):
-    """Every policy of the source, generated before anything is written."""
+def _generate(groups: list, options, tar_mapping_location: Optional[str], faster_hashing: bool):
+    """Every policy, generated before anything is written."""
     from azext_confcom.policy.generate import generate_policies
 
-    groups = _read_groups(source, approve_wildcards)
     images = sorted({c.image for group in groups for c in group.containers})
     image_info, hasher = _image_access(tar_mapping_location, faster_hashing, len(images))
     return generate_policies(groups, options, image_info, hasher)
@@ -287,12 +287,17 @@ def _inject_into_yaml(source: Source, count: int, policy) -> None:
         print(policy_digest(policy))
 
 
-def _diff(policy, pretty: bool) -> int:
-    """Print how the stored policy differs from *policy*; 2 on mismatch, else 0."""
-    from azext_confcom.diff import compare_containers, format_reasons
+def _stored_policies(groups: list) -> list:
+    """The decoded policy each group holds now (empty: allow all), for --diff."""
     from azext_confcom.policy.existing import read_existing_policy
 
-    stored = read_existing_policy(policy.existing_policy)
+    return [read_existing_policy(group.existing_policy) for group in groups]
+
+
+def _diff(policy, stored, pretty: bool) -> int:
+    """Print how the *stored* policy differs from *policy*; 2 on mismatch, else 0."""
+    from azext_confcom.diff import compare_containers, format_reasons
+
     reasons = compare_containers(stored.containers, policy.all_containers)
     print(DIFF_MATCH if not reasons else format_reasons(reasons, pretty))
     if stored.fragments != policy.fragments:
