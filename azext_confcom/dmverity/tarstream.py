@@ -134,7 +134,7 @@ def _parse_pax_time(v: bytes) -> Timespec:
     sec = _parse_int(secs)
     if not frac:
         return _unix(sec, 0)
-    if not frac.isdigit() or not frac.isascii():
+    if not frac.isdigit():
         raise _Invalid(f"invalid PAX time {v!r}")
     nsec = int(frac[:9].ljust(9, b"0"))
     return _unix(sec, -nsec if secs.startswith(b"-") else nsec)
