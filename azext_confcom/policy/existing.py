@@ -43,14 +43,27 @@ def decode_policy(value: str) -> str:
 
 
 def bracketed(text: str, start: str) -> str:
-    """The ``[...]`` value following ``start`` (e.g. ``containers := ``), brackets included."""
+    """The ``[...]`` value following ``start`` (e.g. ``containers := ``), brackets included.
+
+    Brackets inside JSON strings (env patterns such as ``[A-Z0-9_]+_PORT=.+``) do not count.
+    """
     index = text.find(start)
     if index < 0:
         return ""
     rest = text[index + len(start):]
     depth = 0
+    in_string = escaped = False
     for position, character in enumerate(rest):
-        if character == "[":
+        if in_string:
+            if escaped:
+                escaped = False
+            elif character == "\\":
+                escaped = True
+            elif character == '"':
+                in_string = False
+        elif character == '"':
+            in_string = True
+        elif character == "[":
             depth += 1
         elif character == "]":
             depth -= 1
