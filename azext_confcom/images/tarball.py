@@ -47,7 +47,8 @@ def _hostile(tar: str, why: str) -> ArchiveError:
 class Archive:
     """The member index of one outer tar and positional reads of its members."""
 
-    def __init__(self, path: Path, label: str | None = None, fileobj: BinaryIO | None = None) -> None:
+    def __init__(self, path: Path | None, label: str | None = None, fileobj: BinaryIO | None = None) -> None:
+        """Index ``path`` (or an already open, seekable ``fileobj``); ``label`` names it in errors."""
         self.label = label or str(path)
         self._file = fileobj or self._open(Path(path))
         weakref.finalize(self, self._file.close)
@@ -78,6 +79,7 @@ class Archive:
     def _index(self) -> dict[str, tarfile.TarInfo]:
         size = os.fstat(self._file.fileno()).st_size
         members: dict[str, tarfile.TarInfo] = {}
+        self._file.seek(0)
         try:
             with tarfile.open(fileobj=self._file, mode="r:") as tar:
                 for info in tar:

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+pytest_plugins = ["azext_confcom.tests.services"]
+
 REPO = Path(__file__).resolve().parents[2]
 SHARED = Path(os.environ.get("CONFCOM_SHARED", REPO.parent / "shared")).resolve()
 GOLDEN = SHARED / "golden"

@@ -1,0 +1,269 @@
+"""Images straight from a registry: Registry HTTP API v2 / OCI distribution over requests.
+
+Everything fetched is verified against the digest that names it; blobs are streamed. HTTP
+goes through a ``Transport`` with one method, so tests can put a faulty one in front of a real
+local registry. Loopback registries are spoken to over plain HTTP (as docker does), every
+other registry over HTTPS.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import threading
+import time
+from typing import BinaryIO, ContextManager
+
+import requests
+
+from ..errors import AuthenticationError, ImageError, ImageNotFoundError, RegistryError
+from .auth import Challenge, Credentials, basic_header, credentials_for
+from .manifests import MAX_JSON, pair_layers, parse_json
+from .model import Image, Layer
+from .platform import INDEX_TYPES, MANIFEST_TYPES, select_manifest
+from .reference import DOCKER_HUB, ImageReference
+from .streams import VerifiedLayer, check_digest, verified
+
+#: Docker v2 types first: a registry asked only for OCI types may down-convert a Docker
+#: manifest to schema 1 (infra.md), and one asked only for Docker types hides OCI manifests
+MANIFEST_ACCEPT = ", ".join(MANIFEST_TYPES[::-1] + INDEX_TYPES[::-1])
+_SCHEMA1 = ("application/vnd.docker.distribution.manifest.v1+json",
+            "application/vnd.docker.distribution.manifest.v1+prettyjws")
+_RETRY_STATUS = (429, 500, 502, 503, 504)
+
+
+class Transport:
+    """Sends one HTTP request. The only place the registry client touches the network."""
+
+    def __init__(self, timeout: tuple[float, float] = (10.0, 120.0)) -> None:
+        self.session = requests.Session()
+        self.timeout = timeout
+
+    def send(self, method: str, url: str, *, headers: dict[str, str], stream: bool = False,
+             data: dict | None = None) -> requests.Response:
+        return self.session.request(method, url, headers=headers, stream=stream, data=data,
+                                    timeout=self.timeout, allow_redirects=True)
+
+
+def _is_loopback(registry: str) -> bool:
+    host = registry.rsplit(":", 1)[0] if not registry.endswith("]") else registry
+    host = host.strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _error_detail(response: requests.Response) -> str:
+    """The registry's ``errors`` list as ``CODE: message`` text (or the status line)."""
+    try:
+        errors = response.json().get("errors") or []
+        text = "; ".join(f"{e.get('code')}: {e.get('message')}" for e in errors if isinstance(e, dict))
+    except (ValueError, AttributeError):
+        text = ""
+    return text or f"HTTP {response.status_code} {response.reason}"
+
+
+class RegistryClient:
+    """A client for one registry host, with its credentials and a token cache per scope."""
+
+    def __init__(self, registry: str, *, credentials: Credentials | None = None,
+                 transport: Transport | None = None, attempts: int = 4, backoff: float = 0.25) -> None:
+        self.registry = registry
+        host = "registry-1.docker.io" if registry == DOCKER_HUB else registry
+        self.base_url = f"{'http' if _is_loopback(registry) else 'https'}://{host}"
+        self._credentials, self._looked_up = credentials, credentials is not None
+        self.transport = transport or Transport()
+        self.attempts, self.backoff = attempts, backoff
+        self._auth: dict[str, str] = {}     # scope -> Authorization header value
+        self._lock = threading.Lock()
+
+    @property
+    def credentials(self) -> Credentials | None:
+        if not self._looked_up:
+            self._credentials, self._looked_up = credentials_for(self.registry), True
+        return self._credentials
+
+    # -- HTTP with retries and auth -----------------------------------------------------------
+
+    def _send(self, method: str, url: str, headers: dict[str, str], stream: bool,
+              data: dict | None = None) -> requests.Response:
+        """One request with bounded retries (backoff) on 5xx, 429, timeouts and dropped connections."""
+        for attempt in range(1, self.attempts + 1):
+            try:
+                response = self.transport.send(method, url, headers=headers, stream=stream, data=data)
+            except requests.exceptions.ConnectionError as exc:
+                if "refused" in str(exc).lower() or attempt == self.attempts:
+                    raise RegistryError(
+                        f"Cannot connect to registry {self.registry} ({url}): "
+                        f"{'connection refused' if 'refused' in str(exc).lower() else exc}.",
+                        hint="Check the registry address and port, and that the registry is running "
+                             "and reachable from this machine.") from exc
+            except requests.exceptions.Timeout as exc:
+                if attempt == self.attempts:
+                    raise RegistryError(f"Registry {self.registry} did not answer {url} in time "
+                                        f"({self.attempts} attempts).",
+                                        hint="Check the network, or try again later.") from exc
+            else:
+                if response.status_code not in _RETRY_STATUS or attempt == self.attempts:
+                    return response
+                response.close()
+            time.sleep(self.backoff * 2 ** (attempt - 1))
+        raise AssertionError("unreachable")
+
+    def request(self, method: str, path: str, *, repository: str, accept: str | None = None,
+                stream: bool = False) -> requests.Response:
+        """A request to ``/v2/<path>``, answering a 401 challenge once; errors become ImageErrors."""
+        url = f"{self.base_url}/v2/{path}"
+        scope = f"repository:{repository}:pull"
+        headers = {"Accept": accept} if accept else {}
+        for answered_challenge in (False, True):
+            if scope in self._auth:
+                headers["Authorization"] = self._auth[scope]
+            response = self._send(method, url, headers, stream)
+            if response.status_code != 401 or answered_challenge:
+                break
+            response.close()
+            self._answer(Challenge.parse(response.headers.get("WWW-Authenticate", "")), scope, url)
+        if response.status_code < 400:
+            return response
+        response.close()
+        raise self._error(response, url, repository)
+
+    def _answer(self, challenge: Challenge, scope: str, url: str) -> None:
+        """Turn a 401 challenge into an Authorization header for ``scope``."""
+        if challenge.scheme == "basic":
+            if not self.credentials or self.credentials.password is None:
+                raise self._unauthorized(url, "the registry requires a user name and password")
+            header = basic_header(self.credentials)
+        elif challenge.scheme == "bearer" and challenge.params.get("realm"):
+            header = "Bearer " + self._token(challenge, scope)
+        else:
+            raise self._unauthorized(url, "the registry asked for an unsupported authentication scheme "
+                                          f"'{challenge.scheme or 'none'}'")
+        with self._lock:
+            self._auth[scope] = header
+
+    def _token(self, challenge: Challenge, scope: str) -> str:
+        """Fetch a bearer token from the challenge's realm (anonymous, basic or refresh token)."""
+        params = {k: v for k, v in (("service", challenge.params.get("service")),
+                                    ("scope", challenge.params.get("scope") or scope)) if v}
+        realm, creds = challenge.params["realm"], self.credentials
+        headers: dict[str, str] = {}
+        if creds and creds.identity_token:
+            response = self._send("POST", realm, headers, False, data={
+                **params, "grant_type": "refresh_token", "refresh_token": creds.identity_token,
+                "client_id": "confcom"})
+        else:
+            if creds and creds.password is not None:
+                headers["Authorization"] = basic_header(creds)
+            query = "&".join(f"{k}={requests.utils.quote(v, safe='')}" for k, v in params.items())
+            response = self._send("GET", f"{realm}?{query}" if query else realm, headers, False)
+        if response.status_code in (401, 403):
+            raise self._unauthorized(realm, "the token service refused the credentials")
+        if response.status_code >= 400:
+            raise RegistryError(f"The token service of {self.registry} ({realm}) answered "
+                                f"{_error_detail(response)}.", hint="Try again later.")
+        body = parse_json(response.content, f"token from {realm}", RegistryError)
+        token = body.get("token") or body.get("access_token") if isinstance(body, dict) else None
+        if not token:
+            raise RegistryError(f"The token service of {self.registry} ({realm}) returned no token.",
+                                hint="Check the registry's auth configuration.")
+        return token
+
+    def _unauthorized(self, url: str, why: str) -> AuthenticationError:
+        creds = self.credentials
+        have = f"credentials from {creds.origin} were used" if creds else "no credentials were found"
+        return AuthenticationError(f"Registry {self.registry} refused access to {url}: {why} ({have}).",
+                                   hint=f"Run `docker login {self.registry}` (credentials are read from "
+                                        "$DOCKER_CONFIG/config.json, ~/.docker/config.json by default) "
+                                        "or check the user name and password.")
+
+    def _error(self, response: requests.Response, url: str, repository: str) -> ImageError:
+        detail = _error_detail(response)
+        if response.status_code == 401:
+            return self._unauthorized(url, detail)
+        if response.status_code == 403:
+            return AuthenticationError(f"Registry {self.registry} denied access to {repository}: {detail}.",
+                                       hint="The credentials are valid but not allowed to pull this "
+                                            "repository; check its permissions.")
+        if response.status_code == 404:
+            return ImageNotFoundError(f"{url} is not found in registry {self.registry}: {detail}.",
+                                      hint="Check the image name and tag (or digest).")
+        return RegistryError(f"Registry {self.registry} answered {detail} for {url}.",
+                             hint="Try again later; if it persists, the registry has a problem.")
+
+    # -- content --------------------------------------------------------------------------------
+
+    def manifest(self, repository: str, reference: str) -> tuple[dict, str]:
+        """The manifest (or index) ``reference`` as (document, media type), digest-verified."""
+        response = self.request("GET", f"{repository}/manifests/{reference}", repository=repository,
+                                accept=MANIFEST_ACCEPT)
+        body = response.content
+        what = f"manifest {repository}:{reference} from {self.registry}"
+        expected = reference if ":" in reference else response.headers.get("Docker-Content-Digest")
+        if expected:
+            check_digest(body, expected, what)
+        document = parse_json(body, what, RegistryError)
+        if not isinstance(document, dict):
+            raise RegistryError(f"The {what} is not a JSON object.", hint="The registry sent something odd.")
+        media_type = document.get("mediaType") or response.headers.get("Content-Type", "").split(";")[0]
+        if media_type in _SCHEMA1 or document.get("schemaVersion") == 1:
+            raise RegistryError(f"The {what} is a Docker schema 1 manifest, which is not supported.",
+                                hint="Push the image again with a current docker or skopeo.")
+        return document, media_type
+
+    def blob(self, repository: str, digest: str, what: str) -> bytes:
+        """A small blob (config), read fully and verified."""
+        response = self.request("GET", f"{repository}/blobs/{digest}", repository=repository, stream=True)
+        with response:
+            data = response.raw.read(MAX_JSON + 1, decode_content=True)
+        if len(data) > MAX_JSON:
+            raise RegistryError(f"The {what} is larger than {MAX_JSON >> 20} MiB.",
+                                hint="This is not a valid image config.")
+        check_digest(data, digest, what)
+        return data
+
+    def open_blob(self, repository: str, digest: str) -> BinaryIO:
+        """A stream of the blob's stored bytes (the caller verifies them while reading)."""
+        response = self.request("GET", f"{repository}/blobs/{digest}", repository=repository, stream=True)
+        response.raw.decode_content = True   # undo a transfer Content-Encoding, never the layer's gzip
+        return response.raw
+
+
+class RegistryImage(Image):
+    """An image fetched with our own registry client; layers stream straight from the registry."""
+
+    source = "registry"
+
+    def __init__(self, name: str, config: dict, layers: list[Layer], client: RegistryClient,
+                 repository: str) -> None:
+        self.name, self.config, self.layers = name, config, layers
+        self._client, self._repository = client, repository
+
+    def open_layer(self, index: int) -> ContextManager[BinaryIO]:
+        layer = self.layers[index]
+        what = f"layer {index + 1} ({layer.digest}) of {self.name} from {self._client.registry}"
+        return verified(VerifiedLayer(self._client.open_blob(self._repository, layer.digest),
+                                      diff_id=layer.diff_id, blob_digest=layer.digest, what=what))
+
+
+def fetch_image(ref: ImageReference, platform: str, *, credentials: Credentials | None = None,
+                client: RegistryClient | None = None) -> RegistryImage:
+    """Resolve ``ref`` (selecting ``platform`` from an index) and read its config."""
+    client = client or RegistryClient(ref.registry, credentials=credentials)
+    document, media_type = client.manifest(ref.repository, ref.reference)
+    if media_type in INDEX_TYPES or "manifests" in document:
+        entry = select_manifest(document, platform, f"Image '{ref}'")
+        document, media_type = client.manifest(ref.repository, entry["digest"])
+    if media_type not in MANIFEST_TYPES and "config" not in document:
+        raise RegistryError(f"The manifest of {ref} has the unsupported media type '{media_type}'.",
+                            hint="Only Docker v2 and OCI image manifests are supported.")
+    config_digest = (document.get("config") or {}).get("digest")
+    if not isinstance(config_digest, str):
+        raise RegistryError(f"The manifest of {ref} has no config digest.", hint="The image is malformed.")
+    what = f"config of {ref} from {client.registry}"
+    config = parse_json(client.blob(ref.repository, config_digest, what), what, RegistryError)
+    layers = pair_layers(document.get("layers"), config, str(ref))
+    return RegistryImage(str(ref), config, layers, client, ref.repository)
