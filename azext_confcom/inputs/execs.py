@@ -1,0 +1,48 @@
+"""Exec processes from probes and lifecycle hooks, shared by the v1 JSON and VN2 readers.
+
+Only ``exec`` probes/hooks become exec processes (``httpGet``/``tcpSocket`` are ignored);
+they carry no signals. Identical commands collapse to their first occurrence (reference 2.1.1+).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+from azext_confcom.errors import UserInputError
+from azext_confcom.policy.lookup import ci_get
+from azext_confcom.policy.spec import ExecProcess
+
+
+def probe_exec(container: Any, probe: str) -> list[ExecProcess]:
+    """The exec process of ``container[probe]`` (e.g. ``livenessProbe``), if it is an exec probe."""
+    action = ci_get(ci_get(container, probe), "exec")
+    if not action:
+        return []
+    command = ci_get(action, "command")
+    if not command:
+        raise UserInputError("Probes must have a 'command' declaration",
+                             hint=f"Give {probe}.exec a non-empty 'command' list.")
+    return [ExecProcess(command=list(command), signals=[])]
+
+
+def hook_exec(container: Any, hook: str) -> list[ExecProcess]:
+    """The exec process of ``container.lifecycle[hook]`` (``postStart``/``preStop``), if any."""
+    action = ci_get(ci_get(ci_get(container, "lifecycle"), hook), "exec")
+    if not action:
+        return []
+    command = ci_get(action, "command")
+    if not command:
+        raise UserInputError("Hooks must have a 'command' declaration",
+                             hint=f"Give lifecycle.{hook}.exec a non-empty 'command' list.")
+    return [ExecProcess(command=list(command), signals=[])]
+
+
+def dedupe(processes: Iterable[ExecProcess]) -> list[ExecProcess]:
+    """Keep the first of several exec processes with the same command."""
+    seen: list[list[str]] = []
+    kept = []
+    for process in processes:
+        if process.command not in seen:
+            seen.append(process.command)
+            kept.append(process)
+    return kept
