@@ -125,6 +125,14 @@ def image_tar(tmp_path_factory) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def sample_layers() -> list[str]:
+    """The dm-verity root hashes the sample image's layers must get, computed in-process."""
+    from azext_confcom.dmverity.layer import layer_root_hash
+
+    return [layer_root_hash(io.BytesIO(raw)) for raw in sample_image().build().raw_layers]
+
+
 def arm_template(*groups: list[dict], parameters: dict | None = None, variables: dict | None = None,
                  cce_policy: str = "") -> dict:
     """A small ARM template: one container group per *groups* entry (a list of containers)."""
