@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import copy
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable, Iterator, Optional
 
@@ -38,6 +39,8 @@ logger = get_logger(__name__)
 ImageInfo = Callable[[str], dict]
 LayerHasher = Callable[[str], list]
 
+#: images hashed at the same time (each hash is its own dmverity-vhd process)
+HASH_WORKERS = 2
 #: keys an import statement keeps in the ``fragments`` section
 FRAGMENT_KEYS = ("feed", "includes", "issuer", "minimum_svn")
 
@@ -118,20 +121,21 @@ def generate_policies(groups: list[GroupSpec], options: PolicyOptions, image_inf
 
 def generate_policy(group: GroupSpec, options: PolicyOptions, image_info: ImageInfo,
                     hasher: LayerHasher) -> Policy:
-    containers: list[tuple[ContainerSpec, dict]] = []
-    with _progress(2 * len(group.containers)) as bar:
-        for spec in group.containers:
-            ref = address(spec.image)
+    refs = [address(spec.image) for spec in group.containers]
+    with _progress(2 * len(refs)) as bar:
+        documents = []
+        for ref in refs:
             logger.info("Processing image: %s", ref)
             document = image_info(ref)
             if ref.split(":", 1)[1] == "latest":
                 defer_warning('Using image tag "latest" is not recommended')
             bar.update()
             _check_architecture(ref, document)
-            layers = list(hasher(ref))
-            bar.update()
-            if layers:
-                containers.append((spec, container_json(spec, document, layers, options)))
+            documents.append(document)
+        layers = _hash_all(refs, hasher, bar)
+
+    containers = [(spec, container_json(spec, document, layers[ref], options))
+                  for spec, ref, document in zip(group.containers, refs, documents) if layers[ref]]
 
     sidecar_flags = [config.is_sidecar(spec.image) for spec, _ in containers]
     include_pause = not all(sidecar_flags) or not containers
@@ -154,6 +158,33 @@ def generate_policy(group: GroupSpec, options: PolicyOptions, image_info: ImageI
         prerelease=options.prerelease,
         existing_policy=group.existing_policy,
     )
+
+
+def _hash_all(refs: list[str], hasher: LayerHasher, bar: tqdm) -> dict[str, list[str]]:
+    """Layer hashes of every distinct image; several images are hashed side by side.
+
+    Each hash is a separate dmverity-vhd process, so threads only wait; the context is copied
+    so that deferred warnings raised while hashing still wait for the progress bar.
+    """
+    distinct = list(dict.fromkeys(refs))
+    results: dict[str, list[str]] = {}
+    if len(distinct) <= 1:
+        for ref in distinct:
+            results[ref] = list(hasher(ref))
+            bar.update(refs.count(ref))
+        return results
+    with ThreadPoolExecutor(max_workers=min(HASH_WORKERS, len(distinct))) as pool:
+        futures = [(ref, pool.submit(contextvars.copy_context().run, hasher, ref)) for ref in distinct]
+        try:
+            # template order, so the error reported is the first image's, as in a sequential run
+            for ref, future in futures:
+                results[ref] = list(future.result())
+                bar.update(refs.count(ref))
+        except BaseException:
+            for _, future in futures:
+                future.cancel()
+            raise
+    return results
 
 
 def _check_architecture(ref: str, document: dict) -> None:

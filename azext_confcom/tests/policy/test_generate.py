@@ -270,3 +270,42 @@ def test_latest_tag_warning_after_progress_bar(caplog, capsys):
     assert [c["id"] for c in policy.containers] == ["app", "app:latest"]
     assert [r.getMessage() for r in caplog.records] == ['Using image tag "latest" is not recommended'] * 2
     assert "Pulling and hashing images..." in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- hashing several images
+
+def test_distinct_images_are_hashed_side_by_side_once_each():
+    import threading
+
+    barrier = threading.Barrier(2, timeout=10)
+    calls = []
+
+    def hasher(ref):
+        calls.append(ref)
+        barrier.wait()  # both images must be in flight at once, or this times out
+        return [LAYER]
+
+    images = RecordedImages(configs={r: {"architecture": "amd64", "config": {}} for r in ("a:1", "b:1")})
+    group = GroupSpec(name="g", containers=[ContainerSpec(image="a:1", name="x"), ContainerSpec(image="b:1", name="y"),
+                                            ContainerSpec(image="a:1", name="z")])
+    policy = generate_policy(group, PolicyOptions(), images.image_info, hasher)
+    assert [c["name"] for c in policy.containers] == ["x", "y", "z"]
+    assert sorted(calls) == ["a:1", "b:1"]
+
+
+def test_first_failing_image_in_template_order_is_reported(caplog):
+    from azext_confcom.errors import HashingError
+    from azext_confcom.policy.generate import defer_warning
+
+    def hasher(ref):
+        defer_warning(f"hashing {ref}")
+        raise HashingError(f"failed {ref}")
+
+    images = RecordedImages(configs={r: {"architecture": "amd64", "config": {}} for r in ("a:1", "b:1")})
+    group = GroupSpec(name="g", containers=[ContainerSpec(image="a:1", name="x"), ContainerSpec(image="b:1", name="y")])
+    caplog.set_level(logging.WARNING)
+    with pytest.raises(HashingError) as info:
+        generate_policy(group, PolicyOptions(), images.image_info, hasher)
+    assert info.value.message == "failed a:1"
+    # warnings queued inside hashing threads still come out (b:1 may have been cancelled before starting)
+    assert "hashing a:1" in [r.getMessage() for r in caplog.records]
