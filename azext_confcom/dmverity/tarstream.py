@@ -61,7 +61,8 @@ _ZERO_BLOCK = bytes(BLOCK_SIZE)
 _ZEROS = memoryview(bytes(1 << 20))
 _HIGH_BYTES = bytes(range(0x80, 0x100))
 _DECIMAL = re.compile(rb"[+-]?[0-9]+")  # strconv.ParseInt(s, 10, 64) syntax
-_OCTAL = re.compile(rb"[0-7]+")         # strconv.ParseUint(s, 8, 64) syntax
+#: a numeric field Go's parseOctal accepts: digits, then blanks or a NUL and anything after it
+_OCTAL_FIELD = re.compile(rb"[ \x00]*([0-7]+)(?:\x00.*|[ \x00]*)", re.DOTALL)
 _XATTR_PREFIX = b"SCHILY.xattr."
 _SPARSE_MAP = b"GNU.sparse.map"
 
@@ -84,13 +85,13 @@ def _c_string(b: bytes) -> bytes:
 
 
 def _parse_octal(b: bytes) -> int:
-    b = b.strip(b" \x00")
-    if not b:
-        return 0
-    b = _c_string(b)
-    if not _OCTAL.fullmatch(b):
+    """Go's parseOctal: trim spaces/NULs, cut at the first NUL, then strictly octal digits."""
+    m = _OCTAL_FIELD.fullmatch(b)
+    if m is None:
+        if not b.strip(b" \x00"):
+            return 0
         raise _Invalid(f"invalid octal number {b!r}")
-    x = int(b, 8)
+    x = int(m.group(1), 8)
     if x >= 1 << 64:
         raise _Invalid(f"octal number {b!r} overflows 64 bits")
     return x - (1 << 64) if x >= 1 << 63 else x      # Go converts uint64 to int64
@@ -114,7 +115,9 @@ def _parse_numeric(b: bytes) -> int:
 def _parse_int(v: bytes) -> int:
     """strconv.ParseInt(v, 10, 64)."""
     if not _DECIMAL.fullmatch(v):
-        raise _Invalid(f"invalid decimal number {v!r}")
+        raise _Invalid(f"invalid decimal number {v[:40]!r}")
+    if len(v.lstrip(b"+-0")) > 19:
+        raise _Invalid(f"decimal number {v[:40]!r} overflows 64 bits")
     x = int(v)
     if not -_INT64_MAX - 1 <= x <= _INT64_MAX:
         raise _Invalid(f"decimal number {v!r} overflows 64 bits")
@@ -150,9 +153,10 @@ def _parse_pax(data: bytes) -> dict[bytes, bytes]:
         if sp < 0:
             raise _Invalid("PAX record without a length")
         length_field = data[pos:sp]
-        if not _DECIMAL.fullmatch(length_field):
-            raise _Invalid(f"PAX record length {length_field[:20]!r} is not a number")
-        n = int(length_field)
+        try:
+            n = _parse_int(length_field)
+        except _Invalid:
+            raise _Invalid(f"PAX record length {length_field[:20]!r} is not a number") from None
         if n < 5 or n > end - pos or n <= len(length_field) + 1:
             raise _Invalid(f"PAX record length {n} is out of range")
         if data[pos + n - 1] != 0x0A:
@@ -451,13 +455,13 @@ class _Reader:
                             f"({self._where()}, stream offset {self._src.offset})", hint=_HINT)
 
     # low level
-    def _read_block(self) -> bytes | None:
+    def _read_block(self, what: str = "header") -> bytes | None:
         """One 512-byte block; None at a clean end of stream."""
         got = self._src.fill(memoryview(self._block))
         if got == 0:
             return None
         if got < BLOCK_SIZE:
-            raise self._truncated("header")
+            raise self._truncated(what)
         return bytes(self._block)
 
     def _read_header(self) -> _Header | None:
@@ -525,7 +529,7 @@ class _Reader:
                 entries.append((_parse_numeric(item[:12]), _parse_numeric(item[12:])))
             if not area[24 * count]:
                 return entries
-            area = self._read_block()
+            area = self._read_block("sparse map")
             if area is None:
                 raise self._truncated("sparse map")
             count, total = 21, total + BLOCK_SIZE
@@ -719,7 +723,8 @@ class _Replay:
 
     def read(self, size: int = -1) -> bytes:
         if size is None or size < 0:
-            return bytes(self._head) + self._stream.read()
+            head, self._head = bytes(self._head), memoryview(b"")
+            return head + self._stream.read()
         buf = bytearray(size)
         n = self.readinto(buf)
         return bytes(buf[:n])

@@ -748,3 +748,16 @@ def test_old_gnu_sparse_needs_gnu_header_and_bounded_extensions(mk):
     ext[504] = 1
     expect_error(header + bytes(ext) * 2100, "sparse map too long")
     expect_error(header + bytes(ext) * 3, "truncated", "sparse map")
+
+
+def test_absurdly_long_numbers_are_rejected_cleanly(mk):
+    """Python refuses to convert >4300-digit strings; such input must still be ArchiveError."""
+    t = mk.Tar()
+    t.add("f", "0", b"", pax=[("uid", "9" * 5000)])
+    expect_error(t.finish(), "overflows")
+    payload = b"9" * 5000 + b" a=b\n"
+    raw = member(mk.Tar.header("h", 0o644, 0, 0, len(payload), 0, "x"), payload) + END
+    expect_error(raw, "PAX record length")
+    (entry, _), = parse(member(patched(mk.Tar.header("f", 0o644, 0, 0, 0, T0, "0"), 108,
+                                       b"00001750")) + END)
+    assert entry.uid == 1000                       # all 8 bytes digits, no terminator: Go accepts
