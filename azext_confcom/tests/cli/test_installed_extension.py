@@ -1,0 +1,114 @@
+"""The built wheel installed into a real `az` (`az extension add --source`), run as users run it.
+
+Everything else in tests/cli drives the CLI in-process; this module proves the packaging: the
+wheel carries the data files and the hasher, azure-cli loads it from its own extension folder
+(nothing from this checkout on the path), and output, injection and error reporting are the
+same in a separate `az` process.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from azext_confcom.tests.cli.conftest import arm_template, container, rego_value, stored_policy, write_template
+from azext_confcom.tests.conftest import REPO
+
+pytestmark = pytest.mark.slow
+
+AZ = Path(sys.executable).parent / "az"
+PACKAGED = ["azext_confcom", "bin", "setup.py", "setup.cfg", "README.md", "HISTORY.rst", "LICENSE"]
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory):
+    """An az config + extension folder with the freshly built wheel installed; returns run(args)."""
+    if not AZ.exists():
+        pytest.fail(f"azure-cli is not installed next to {sys.executable}; run scripts/setup.sh")
+    root = tmp_path_factory.mktemp("real-az")
+    source = root / "src"
+    source.mkdir()
+    for name in PACKAGED:
+        src = REPO / name
+        if src.is_dir():
+            shutil.copytree(src, source / name, ignore=shutil.ignore_patterns("tests", "__pycache__"))
+        else:
+            shutil.copy2(src, source / name)
+    subprocess.run([sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(root / "dist"),
+                    str(source)], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    wheel = next((root / "dist").glob("confcom-*.whl"))
+
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "CONFCOM_DMVERITY_VHD")}
+    env.update(AZURE_CONFIG_DIR=str(root / "config"), AZURE_EXTENSION_DIR=str(root / "extensions"),
+               AZURE_CORE_COLLECT_TELEMETRY="false", AZURE_CORE_NO_COLOR="true",
+               AZURE_CORE_ONLY_SHOW_ERRORS="false")
+    work = root / "work"
+    work.mkdir()
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([str(AZ), *args], cwd=work, env=env, stdin=subprocess.DEVNULL,
+                              capture_output=True, text=True, timeout=600)
+
+    added = run("extension", "add", "--source", str(wheel), "--yes")
+    assert added.returncode == 0, added.stderr
+    probe = subprocess.run([sys.executable, "-c", "import azext_confcom"], cwd=work, env=env,
+                           capture_output=True)
+    assert probe.returncode != 0, "azext_confcom must come from the extension folder only"
+    run.work = work
+    run.extension_dir = root / "extensions" / "confcom"
+    return run
+
+
+def test_wheel_carries_data_and_hasher(installed):
+    ext = installed.extension_dir
+    assert (ext / "azext_confcom" / "data" / "customer_rego_policy.txt").is_file()
+    assert (ext / "azext_confcom" / "data" / "internal_config.json").is_file()
+    assert (ext / "azext_confcom" / "azext_metadata.json").is_file()
+    assert (ext / "bin" / "dmverity-vhd").is_file()
+    listed = json.loads(installed("extension", "list", "--output", "json").stdout)
+    assert [e["name"] for e in listed] == ["confcom"]
+
+
+def test_acipolicygen_injects_into_the_template(installed, image_tar, sample_layers):
+    template = write_template(installed.work / "template.json", arm_template([container()]))
+    result = installed("confcom", "acipolicygen", "-a", str(template), "--tar", str(image_tar),
+                       "--disable-stdio")
+    assert result.returncode == 0, result.stderr
+    text = base64.b64decode(stored_policy(template)).decode()
+    assert result.stdout == hashlib.sha256(text.encode()).hexdigest() + "\n"
+    user, pause = rego_value(text, "containers")
+    assert user["layers"] == sample_layers
+    assert pause["name"] == "pause-container"
+    assert "Generating security policy for ARM Template" in result.stderr
+
+
+def test_outraw_bytes(installed, image_tar):
+    template = write_template(installed.work / "raw.json", arm_template([container()]))
+    result = installed("confcom", "acipolicygen", "-a", str(template), "--tar", str(image_tar), "--outraw")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("package policy\n") and result.stdout.endswith("}\n\n\n")
+
+
+def test_errors_exit_codes_no_traceback(installed, image_tar):
+    bad = installed.work / "bad.json"
+    bad.write_text("{")
+    result = installed("confcom", "acipolicygen", "-a", str(bad), "--tar", str(image_tar))
+    assert result.returncode == 1
+    assert "ERROR: Invalid json formatting for data: {" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert bad.read_text() == "{"
+
+    result = installed("confcom", "acipolicygen")
+    assert (result.returncode, result.stderr) == (1, "ERROR: Can only generate CCE policy from one source at a time\n")
+
+    result = installed("confcom", "acipolicygen", "-a", str(bad), "--tar", "missing.tar")
+    assert result.returncode == 2
+    assert result.stdout.startswith("--tar input must either be a path to a json file")
