@@ -116,7 +116,8 @@ def read_arm_template(document: Any, parameters_document: Any = None, *,
                              hint="The template needs a resources list with a container group.")
     if isinstance(resources, dict):
         resources = list(resources.values())
-    supported = [r for r in resources if isinstance(r, dict) and r.get("type") in SUPPORTED_RESOURCE_TYPES]
+    supported = [r for r in resources
+                 if isinstance(r, dict) and r.get("type") in SUPPORTED_RESOURCE_TYPES]
     if not supported:
         raise UserInputError(f'Field ["type"] must contain one of {SUPPORTED_RESOURCE_TYPES}',
                              hint="Only container group resources get a policy.")
@@ -139,7 +140,7 @@ def _parameters(document: Any, parameters_document: Any) -> dict:
     values = ci_get(parameters_document, "parameters")
     if not values or not isinstance(values, dict):
         raise UserInputError('Field ["parameters"] is empty or cannot be found in Parameter file',
-                             hint="A parameters file looks like {\"parameters\": {\"name\": {\"value\": ...}}}.")
+                             hint='A parameters file looks like {"parameters": {"name": {"value": ...}}}.')
     for key, entry in values.items():
         declared = next((k for k in parameters if k.lower() == key.lower() and parameters[k]), None)
         if declared is None:
@@ -186,7 +187,8 @@ def _group_name(resource: dict, scope: Scope) -> str:
         return name
 
 
-def _container(container: dict, volumes: list, scope: Scope, approve_wildcards: bool, ask: Ask) -> ContainerSpec:
+def _container(container: dict, volumes: list, scope: Scope, approve_wildcards: bool,
+               ask: Ask) -> ContainerSpec:
     properties = ci_get(container, "properties")
     image = ci_get(properties, "image")
     if not image:

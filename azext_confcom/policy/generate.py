@@ -250,7 +250,8 @@ def container_json(spec: ContainerSpec, document: dict, layers: list[str], optio
         "id": spec.image,
         "name": spec.name,
         "layers": list(layers),
-        "command": _command(spec, image_config) if merge else list(spec.entrypoint or []) + list(spec.args or []),
+        "command": (_command(spec, image_config) if merge
+                    else list(spec.entrypoint or []) + list(spec.args or [])),
         "env_rules": _env_rules(spec, image_config if merge else {}, inject=not sidecar),
         "working_dir": spec.working_dir or image_config.get("WorkingDir") or config.default_working_dir(),
         "mounts": [_mount(m) for m in spec.mounts + ([] if sidecar else _default_mounts(spec))],
@@ -366,7 +367,8 @@ def _user(spec: ContainerSpec, image_user: Optional[str]) -> dict:
 def _capabilities(spec: ContainerSpec) -> dict:
     base = config.privileged_capabilities() if spec.privileged else config.unprivileged_capabilities()
     granted = ["bounding", "effective", "permitted"] + (["inheritable"] if spec.privileged else [])
-    caps: dict[str, list[str]] = {k: [] for k in ("ambient", "bounding", "effective", "inheritable", "permitted")}
+    caps: dict[str, list[str]] = {k: [] for k in
+                                  ("ambient", "bounding", "effective", "inheritable", "permitted")}
     for key in granted:
         caps[key] = base + list(spec.capabilities_add)
     drop = set(spec.capabilities_drop)

@@ -47,8 +47,9 @@ def parse_json(text: str) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise UserInputError(f"Invalid json formatting for data: {text}",
-                             hint=f"Fix the JSON syntax ({exc.msg} at line {exc.lineno} column {exc.colno}).") from exc
+        raise UserInputError(
+            f"Invalid json formatting for data: {text}",
+            hint=f"Fix the JSON syntax ({exc.msg} at line {exc.lineno} column {exc.colno}).") from exc
 
 
 def load_json(path: str) -> Any:

@@ -10,6 +10,8 @@ from typing import Any, Optional
 
 from azext_confcom.errors import UserInputError
 
+_HINT = "seccompProfile must be the base64 encoding of a JSON seccomp profile."
+
 _PROFILE_KEYS = ("defaultAction", "defaultErrnoRet", "architectures", "flags", "listenerPath",
                  "listenerMetadata", "syscalls")
 _SYSCALL_KEYS = ("names", "action", "errnoRet", "args")
@@ -42,10 +44,10 @@ def profile_sha256(profile_json: str) -> str:
         profile = json.loads(profile_json)
     except json.JSONDecodeError as exc:
         raise UserInputError(f"The seccomp profile is not valid JSON: {exc}",
-                             hint="seccompProfile must be the base64 encoding of a JSON seccomp profile.") from exc
+                             hint=_HINT) from exc
     if not isinstance(profile, dict):
         raise UserInputError("The seccomp profile is not a JSON object",
-                             hint="seccompProfile must be the base64 encoding of a JSON seccomp profile.")
+                             hint=_HINT)
     text = json.dumps(normalize(profile), separators=(",", ":"))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
@@ -57,7 +59,7 @@ def security_context_sha256(value: Any, localhost_profile: Optional[dict] = None
             decoded = base64.b64decode(value).decode("utf-8")
         except (binascii.Error, ValueError) as exc:
             raise UserInputError(f"The seccompProfile value is not valid base64: {value}",
-                                 hint="seccompProfile must be the base64 encoding of a JSON seccomp profile.") from exc
+                                 hint=_HINT) from exc
         return profile_sha256(decoded)
     if isinstance(value, dict) and value.get("type") == "Localhost":
         if not localhost_profile:
