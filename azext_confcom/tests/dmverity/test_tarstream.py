@@ -761,3 +761,51 @@ def test_absurdly_long_numbers_are_rejected_cleanly(mk):
     (entry, _), = parse(member(patched(mk.Tar.header("f", 0o644, 0, 0, 0, T0, "0"), 108,
                                        b"00001750")) + END)
     assert entry.uid == 1000                       # all 8 bytes digits, no terminator: Go accepts
+
+
+def pax10_entry(mk, map_text: bytes, dense: bytes, realsize: int) -> bytes:
+    """A GNU sparse 1.0 entry: decimal map lines padded to a block, then the dense data."""
+    t = mk.Tar()
+    t._pax_entry([("GNU.sparse.major", "1"), ("GNU.sparse.minor", "0"),
+                  ("GNU.sparse.name", "s"), ("GNU.sparse.realsize", str(realsize))])
+    payload = map_text + bytes(-len(map_text) % 512) + dense
+    t._w(mk.Tar.header("GNUSparseFile.0/s", 0o644, 0, 0, len(payload), T0, "0"))
+    t._w(payload)
+    t._pad()
+    return t.finish()
+
+
+@pytest.mark.parametrize("map_text,dense,realsize,content", [
+    (b"0\n", b"", 3, bytes(3)),                                   # no data at all
+    (b"1\n2\n3\n", b"abc", 6, b"\0\0abc\0"),
+    (b"0" * 600 + b"1\n" + b"0" * 900 + b"5\n1\n", b"z", 7, bytes(5) + b"z\0"),   # leading zeros
+    (b"2\n0\n1\n1\n0\n", b"a", 1, b"a"),                           # an empty fragment
+])
+def test_pax_sparse_1x0_maps(mk, map_text, dense, realsize, content):
+    (entry, data), = parse(pax10_entry(mk, map_text, dense, realsize))
+    assert (entry.name, entry.size, data) == (b"s", realsize, content)
+
+
+@pytest.mark.parametrize("map_text,words", [
+    (b"1\n2\n\n", ["decimal"]),                                   # empty token
+    (bytes(512) + b"0\n", ["decimal"]),                           # a zero block is no number
+    (b"%d\n" % ((1 << 63) - 1), ["sparse entry count"]),
+    (b"-1\n", ["sparse entry count"]),
+])
+def test_pax_sparse_1x0_bad_maps(mk, map_text, words):
+    expect_error(pax10_entry(mk, map_text, b"", 10), *words)
+
+
+def test_end_of_stream_rules(mk):
+    """Go's ending rules: EOF on a header boundary or in padding is a clean end."""
+    t = mk.Tar()
+    t.file("f", b"12345")
+    raw = t.finish()
+    assert [e.name for e, _ in parse(raw[:512 + 5])] == [b"f"]       # EOF right after the data
+    expect_error(raw[:512], "truncated", "data")                      # header, then nothing
+    expect_error(raw[:1024 + 1], "truncated", "header")               # a byte of the zero block
+    assert [e.name for e, _ in parse(raw[:1024 + 512])] == [b"f"]
+    lone_pax = mk.Tar()
+    lone_pax._pax_entry([("path", "p")])
+    assert parse(lone_pax.out.getvalue()) == []                        # PAX header, then EOF
+    expect_error(lone_pax.out.getvalue() + b"x", "truncated", "header")
