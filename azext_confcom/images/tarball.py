@@ -89,6 +89,8 @@ class Archive:
                     if info.isreg() and info.offset_data + info.size > size:
                         raise _hostile(self.label, f"is truncated (member '{info.name}' ends past the end of the file)")
                     members[name] = info
+                if 0 < size - tar.offset < tarfile.BLOCKSIZE:
+                    raise _hostile(self.label, "is truncated (it ends inside a member header)")
         except (tarfile.TarError, EOFError) as exc:
             raise _hostile(self.label, f"is not a readable tar file ({exc})") from exc
         if not members:
