@@ -62,7 +62,12 @@ SOURCES_SHA="$(find azext_confcom bin setup.py setup.cfg README.md HISTORY.rst -
 if [ ! -f "$WHEEL_STAMP" ] || [ "$(cat "$WHEEL_STAMP")" != "$SOURCES_SHA" ] || ! ls dist/confcom-*.whl >/dev/null 2>&1; then
     say "building the wheel"
     rm -rf dist build ./*.egg-info
-    "$VENV/bin/python" -m build --wheel --no-isolation --outdir dist . >/dev/null
+    mkdir -p dist
+    if ! "$VENV/bin/python" -m build --wheel --no-isolation --outdir dist . >dist/build.log 2>&1; then
+        cat dist/build.log >&2
+        exit 1
+    fi
+    rm -f dist/build.log
     rm -rf build ./*.egg-info
     echo "$SOURCES_SHA" > "$WHEEL_STAMP"
 fi
