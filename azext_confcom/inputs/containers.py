@@ -16,7 +16,8 @@ from typing import Any, Iterable
 
 from azext_confcom.errors import UserInputError
 from azext_confcom.policy import config
-from azext_confcom.policy.generate import Policy, PolicyOptions, generate_policy
+from azext_confcom.policy import generate
+from azext_confcom.policy.generate import Policy, PolicyOptions
 from azext_confcom.policy.spec import GroupSpec
 
 _HINT = ('Pass each --with-containers value as a JSON object (or array of objects) in the policy schema, '
@@ -121,24 +122,31 @@ def _check_types(container: dict) -> None:
 
 def policy_from_definitions(values: Iterable[Any], options: PolicyOptions, name: str = "--with-containers") -> Policy:
     """The policy for ``--with-containers``: the given containers, plus what the generator puts
-    around any container list (pause container, fragments, allow_* flags, stdio, omit-id)."""
+    around any container list (pause container, fragments, allow_* flags, stdio, omit-id).
+
+    Uses the generator's fragment and allow-flag rules directly (no image is opened, so no
+    progress bar is shown).
+    """
     containers = policy_containers(values)
-    policy = generate_policy(GroupSpec(name=name, containers=[]), options, _no_image, _no_image)
     sidecars = [config.is_sidecar(c.get("id") or "") for c in containers]
-    policy.containers = containers
-    policy.sidecar = bool(sidecars) and sidecars[0]
-    if containers and all(sidecars):
-        policy.pause = None
+    pause = None if containers and all(sidecars) else config.pause_container()
     if options.disable_stdio:
-        for container in policy.all_containers:
+        for container in containers + ([pause] if pause else []):
             container["allow_stdio_access"] = False
     if options.omit_id:
         for container in containers:
             identifier = container.pop("id", None)
             if identifier is not None and container.get("name") == identifier:
                 del container["name"]
-    return policy
-
-
-def _no_image(ref: str):
-    raise AssertionError(f"--with-containers needs no image access ({ref})")
+    return Policy(
+        name=name,
+        containers=containers,
+        pause=pause,
+        fragments=generate._fragments(GroupSpec(name=name, containers=[]), options),  # pylint: disable=protected-access
+        api_version=config.PRERELEASE_API_VERSION if options.prerelease else config.DEFAULT_API_VERSION,
+        framework_version=(config.PRERELEASE_FRAMEWORK_VERSION if options.prerelease
+                           else config.DEFAULT_FRAMEWORK_VERSION),
+        allow=generate._allow_flags(options, containers),  # pylint: disable=protected-access
+        sidecar=bool(sidecars) and sidecars[0],
+        prerelease=options.prerelease,
+    )
