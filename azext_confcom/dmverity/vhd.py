@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import struct
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -62,7 +61,8 @@ def write_layer_vhd(stream: BinaryIO, directory: Path, name: str) -> tuple[Path,
 
     The VHD is built under a temporary name and renamed when complete.
     """
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".layer-", suffix=".vhd.tmp")
+    tmp = directory / f".{name}.{uuid.uuid4().hex}.tmp"
+    fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666)   # umask applies, as for any file
     try:
         with os.fdopen(fd, "w+b") as out:
             hasher, ext4_size = build_layer(stream, out)

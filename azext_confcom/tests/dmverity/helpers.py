@@ -1,0 +1,58 @@
+"""Shared helpers for the dmverity tests: run bin/dmverity-vhd, build layer tars."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+from azext_confcom.tests.conftest import REPO
+
+BIN = REPO / "bin" / "dmverity-vhd"
+
+
+def run_tool(*args: str, cache: Path, timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run the real command in a child process with its own (empty) root-hash cache."""
+    env = dict(os.environ, CONFCOM_CACHE_DIR=str(cache))
+    return subprocess.run([sys.executable, str(BIN), *args], capture_output=True, env=env,
+                          timeout=timeout)
+
+
+def layer_tar(entries: list[tuple[tarfile.TarInfo, bytes | None]], fmt=tarfile.PAX_FORMAT) -> bytes:
+    """A layer tar written by Python's tarfile (names are written exactly as given)."""
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=fmt) as tar:
+        for info, data in entries:
+            tar.addfile(info, io.BytesIO(data) if data is not None else None)
+    return out.getvalue()
+
+
+def file_entry(name: str, data: bytes = b"", **fields) -> tuple[tarfile.TarInfo, bytes]:
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    info.mtime = 1700000000
+    info.mode = 0o644
+    for key, value in fields.items():
+        setattr(info, key, value)
+    return info, data
+
+
+def special_entry(name: str, kind: bytes, **fields) -> tuple[tarfile.TarInfo, None]:
+    info = tarfile.TarInfo(name)
+    info.type = kind
+    info.mtime = 1700000000
+    info.mode = 0o755
+    for key, value in fields.items():
+        setattr(info, key, value)
+    return info, None
+
+
+def docker_save_layer(image: Path) -> bytes:
+    """The (only) layer.tar member of a single-layer docker-save golden image."""
+    with tarfile.open(image) as outer:
+        names = [m.name for m in outer.getmembers() if m.name.endswith("/layer.tar")]
+        assert len(names) == 1, names
+        return outer.extractfile(names[0]).read()
