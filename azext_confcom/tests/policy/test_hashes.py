@@ -141,3 +141,16 @@ def test_our_dmverity_vhd_on_golden_tar(monkeypatch, golden_images, golden_expec
     tar = golden_images / "small_file.tar"
     hasher = DmverityHasher(lambda ref: ImageLocation("tar", str(tar)))
     assert hasher(expected["ref"]) == expected["layers"]
+
+
+def test_bin_dmverity_vhd_via_environment(tmp_path, monkeypatch, golden_images, golden_expected):
+    """bin/dmverity-vhd as an external executable (run by this interpreter, which has its imports)."""
+    from azext_confcom.tests.conftest import REPO
+
+    wrapper = tmp_path / "dmverity-vhd"
+    wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{REPO / "bin" / "dmverity-vhd"}" "$@"\n')
+    wrapper.chmod(0o755)
+    monkeypatch.setenv("CONFCOM_DMVERITY_VHD", str(wrapper))
+    expected = golden_expected["whiteouts.tar"]
+    hasher = DmverityHasher(lambda ref: ImageLocation("tar", str(golden_images / "whiteouts.tar")))
+    assert hasher(expected["ref"]) == expected["layers"]
