@@ -15,7 +15,9 @@ from azext_confcom.policy.render import OutputType, render
 from azext_confcom.policy.spec import EnvRule, ExecProcess, MountSpec
 from azext_confcom.tests.policy.conftest import DISTROLESS
 
-from .conftest import EXAMPLES
+from azext_confcom.tests.imagebuild import File, ImageSpec
+
+from .conftest import EXAMPLES, layer_hashes
 
 
 def read(text: str, **kwargs):
@@ -39,6 +41,21 @@ def test_reference_example_reproduced_byte_for_byte(images):
     expected = (EXAMPLES / "vn2_basic_command_args/policy.rego").read_text()
     # stored when the prerelease template had no trailing newline: one newline fewer
     assert render(policy, OutputType.PRETTY_PRINT) + "\n\n\n" == expected + "\n"
+
+
+def test_reference_example_with_a_generated_image_and_local_layer_hashes(local_images):
+    """Same sample, image built here (tar, hashed for real): only the id and the layer hash differ."""
+    tag = "confcom/distroless-like:1"
+    spec = ImageSpec(tags=[tag], config={"Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]},
+                     layers=[[File("etc", kind="dir"), File("etc/os-release", b"ID=azurelinux\n")]])
+    images = local_images(spec)
+    text = (EXAMPLES / "vn2_basic_command_args/virtual_node.yaml").read_text().replace(DISTROLESS, tag)
+    policy = generate_policies(read_vn2(text), PolicyOptions(prerelease=True), images.image_info, images.hasher)[0]
+    expected = ((EXAMPLES / "vn2_basic_command_args/policy.rego").read_text()
+                .replace(DISTROLESS, tag)
+                .replace("243e1b3ce08093f2f0d9cd6a9eafde8737f64fec105ed59c346d309fbe760b58", layer_hashes(spec)[0]))
+    assert render(policy, OutputType.PRETTY_PRINT) + "\n\n\n" == expected + "\n"
+    assert images.hashed == [tag]
 
 
 def pod_yaml(extra: str = "") -> str:
