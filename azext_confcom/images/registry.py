@@ -112,9 +112,9 @@ class RegistryClient:
             time.sleep(self.backoff * 2 ** (attempt - 1))
         raise AssertionError("unreachable")
 
-    def request(self, method: str, path: str, *, repository: str, accept: str | None = None,
+    def request(self, method: str, path: str, *, repository: str, what: str, accept: str | None = None,
                 stream: bool = False) -> requests.Response:
-        """A request to ``/v2/<path>``, answering a 401 challenge once; errors become ImageErrors."""
+        """A request to ``/v2/<path>`` for ``what`` (named in errors), answering one 401 challenge."""
         url = f"{self.base_url}/v2/{path}"
         scope = f"repository:{repository}:pull"
         headers = {"Accept": accept} if accept else {}
@@ -129,7 +129,7 @@ class RegistryClient:
         if response.status_code < 400:
             return response
         response.close()
-        raise self._error(response, url, repository)
+        raise self._error(response, url, repository, what)
 
     def _answer(self, challenge: Challenge, scope: str, url: str) -> None:
         """Turn a 401 challenge into an Authorization header for ``scope``."""
@@ -180,7 +180,7 @@ class RegistryClient:
                                         "$DOCKER_CONFIG/config.json, ~/.docker/config.json by default) "
                                         "or check the user name and password.")
 
-    def _error(self, response: requests.Response, url: str, repository: str) -> ImageError:
+    def _error(self, response: requests.Response, url: str, repository: str, what: str) -> ImageError:
         detail = _error_detail(response)
         if response.status_code == 401:
             return self._unauthorized(url, detail)
@@ -189,7 +189,7 @@ class RegistryClient:
                                        hint="The credentials are valid but not allowed to pull this "
                                             "repository; check its permissions.")
         if response.status_code == 404:
-            return ImageNotFoundError(f"{url} is not found in registry {self.registry}: {detail}.",
+            return ImageNotFoundError(f"{what} is not found in registry {self.registry} ({detail}).",
                                       hint="Check the image name and tag (or digest).")
         return RegistryError(f"Registry {self.registry} answered {detail} for {url}.",
                              hint="Try again later; if it persists, the registry has a problem.")
@@ -198,10 +198,11 @@ class RegistryClient:
 
     def manifest(self, repository: str, reference: str) -> tuple[dict, str]:
         """The manifest (or index) ``reference`` as (document, media type), digest-verified."""
+        name = f"{self.registry}/{repository}{'@' if ':' in reference else ':'}{reference}"
         response = self.request("GET", f"{repository}/manifests/{reference}", repository=repository,
-                                accept=MANIFEST_ACCEPT)
+                                what=name, accept=MANIFEST_ACCEPT)
         body = response.content
-        what = f"manifest {repository}:{reference} from {self.registry}"
+        what = f"manifest of {name}"
         expected = reference if ":" in reference else response.headers.get("Docker-Content-Digest")
         if expected:
             check_digest(body, expected, what)
@@ -216,7 +217,8 @@ class RegistryClient:
 
     def blob(self, repository: str, digest: str, what: str) -> bytes:
         """A small blob (config), read fully and verified."""
-        response = self.request("GET", f"{repository}/blobs/{digest}", repository=repository, stream=True)
+        response = self.request("GET", f"{repository}/blobs/{digest}", repository=repository, what=what,
+                                stream=True)
         with response:
             data = response.raw.read(MAX_JSON + 1, decode_content=True)
         if len(data) > MAX_JSON:
@@ -225,9 +227,10 @@ class RegistryClient:
         check_digest(data, digest, what)
         return data
 
-    def open_blob(self, repository: str, digest: str) -> BinaryIO:
+    def open_blob(self, repository: str, digest: str, what: str) -> BinaryIO:
         """A stream of the blob's stored bytes (the caller verifies them while reading)."""
-        response = self.request("GET", f"{repository}/blobs/{digest}", repository=repository, stream=True)
+        response = self.request("GET", f"{repository}/blobs/{digest}", repository=repository, what=what,
+                                stream=True)
         response.raw.decode_content = True   # undo a transfer Content-Encoding, never the layer's gzip
         return response.raw
 
@@ -245,7 +248,7 @@ class RegistryImage(Image):
     def open_layer(self, index: int) -> ContextManager[BinaryIO]:
         layer = self.layers[index]
         what = f"layer {index + 1} ({layer.digest}) of {self.name} from {self._client.registry}"
-        return verified(VerifiedLayer(self._client.open_blob(self._repository, layer.digest),
+        return verified(VerifiedLayer(self._client.open_blob(self._repository, layer.digest, what),
                                       diff_id=layer.diff_id, blob_digest=layer.digest, what=what))
 
 

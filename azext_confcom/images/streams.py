@@ -148,12 +148,14 @@ class VerifiedLayer(io.RawIOBase):
         try:
             out = self._inflate.decompress(self._compressed, max(limit, 65536))
         except zlib.error as exc:
+            self._check_blob_digest(drain=True)   # a corrupted blob is a digest mismatch first
             raise ArchiveError(f"{self._what} is not a valid gzip stream: {exc}.",
                                hint="The layer blob is corrupt; export or pull the image again.") from exc
         self._compressed = self._inflate.unconsumed_tail
         if self._inflate.eof:
             rest = self._inflate.unused_data + self._compressed
             if rest and not rest.startswith(_GZIP_MAGIC[:len(rest)]):
+                self._check_blob_digest(drain=True)
                 raise ArchiveError(f"{self._what} has data after the end of its gzip stream.",
                                    hint="The layer blob is corrupt; export or pull the image again.")
             self._inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)   # next gzip member, if any
@@ -163,14 +165,24 @@ class VerifiedLayer(io.RawIOBase):
             self._member_done = False
         return out
 
+    def _check_blob_digest(self, drain: bool = False) -> None:
+        if self._blob_hash is None:
+            return
+        while drain and self._read_blob():
+            pass
+        actual = f"{self._blob_hash.name}:{self._blob_hash.hexdigest()}"
+        if actual != self._blob_digest.lower():
+            raise _mismatch(self._what, self._blob_digest, actual)
+
     def _finish(self) -> None:
         self._finished = True
+        self._check_blob_digest()
         if self._inflate is not None and not self._member_done:
             raise ArchiveError(f"{self._what} is truncated: its gzip stream ends early.",
                                hint="The layer blob is incomplete; export or pull the image again.")
-        for h, expected in ((self._blob_hash, self._blob_digest), (self._diff_hash, self._diff_id)):
-            if h is not None and f"{h.name}:{h.hexdigest()}" != expected.lower():
-                raise _mismatch(self._what, expected, f"{h.name}:{h.hexdigest()}")
+        actual = self._diff_hash and f"{self._diff_hash.name}:{self._diff_hash.hexdigest()}"
+        if actual and actual != self._diff_id.lower():
+            raise _mismatch(self._what, self._diff_id, actual)
 
     def drain(self) -> None:
         """Read to the end so the digests are checked even if the consumer stopped early."""

@@ -78,13 +78,17 @@ class Registry:
     storage: Path
     credentials: tuple[str, str] | None = None
 
-    def push(self, source: str, target: str, *, oci: bool = False, all_platforms: bool = False) -> None:
-        """``skopeo copy`` ``source`` (e.g. ``docker-archive:/x.tar:test/a:1``) to ``<host>/<target>``."""
+    def push(self, source: str, target: str, *, format: str | None = None, all_platforms: bool = False) -> None:
+        """``skopeo copy`` ``source`` (e.g. ``docker-archive:/x.tar:test/a:1``) to ``<host>/<target>``.
+
+        ``format``: ``oci`` or ``v2s2`` (default: keep the source's); ``all_platforms`` copies
+        a whole image index / manifest list.
+        """
         argv = [require("skopeo"), "--insecure-policy", "copy", "--quiet", "--dest-tls-verify=false"]
         if self.credentials:
             argv.append("--dest-creds=" + ":".join(self.credentials))
-        if oci:
-            argv += ["--format", "oci"]
+        if format:
+            argv += ["--format", format]
         if all_platforms:
             argv.append("--all")
         result = subprocess.run(argv + [source, f"docker://{self.host}/{target}"],
