@@ -120,9 +120,17 @@ def acipolicygen_confcom(
         source, debug_mode=debug_mode, disable_stdio=disable_stdio, omit_id=omit_id,
         infrastructure_svn=infrastructure_svn, exclude_default_fragments=exclude_default_fragments,
         fragments_json=fragments_json if include_fragments else None, prerelease=prerelease_policy_api)
-    groups = _read_groups(source, approve_wildcards)
-    stored = _stored_policies(groups) if diff else []   # a damaged stored policy fails before hashing
-    policies = _generate(groups, options, tar_mapping_location, faster_hashing)
+    if source.kind == "with_containers":
+        # definitions already carry their layers: no image is opened
+        from azext_confcom.inputs.containers import policy_from_definitions
+
+        stored = _stored_policies([None]) if diff else []
+        policies = [policy_from_definitions(source.value, options)]
+    else:
+        groups = _read_groups(source, approve_wildcards)
+        # a damaged stored policy must fail before the expensive hashing
+        stored = _stored_policies([g.existing_policy for g in groups]) if diff else []
+        policies = _generate(groups, options, tar_mapping_location, faster_hashing)
 
     printing = print_policy_to_terminal or outraw or outraw_pretty_print
     exit_code = 0
@@ -140,12 +148,14 @@ def acipolicygen_confcom(
 
 
 def containers_from_image(image: str, platform: str = "aci") -> None:
-    """Print the container definition (policy schema) of one image, as compact JSON."""
+    """Print the container definition (policy schema) of one image (json.dumps default layout)."""
     import json
 
+    from azext_confcom.image_access import image_access
     from azext_confcom.inputs.from_image import container_definition
 
-    print(json.dumps(container_definition(image, platform)))
+    image_info, hasher = image_access()
+    print(json.dumps(container_definition(image, platform, image_info=image_info, hasher=hasher)))
 
 
 # --------------------------------------------------------------------------- sources
@@ -217,43 +227,13 @@ def _policy_options(source: Source, *, fragments_json: Optional[str], **kwargs):
 
 def _generate(groups: list, options, tar_mapping_location: Optional[str], faster_hashing: bool):
     """Every policy, generated before anything is written."""
+    from azext_confcom.image_access import image_access
     from azext_confcom.policy.generate import generate_policies
 
-    images = sorted({c.image for group in groups for c in group.containers})
-    image_info, hasher = _image_access(tar_mapping_location, faster_hashing, len(images))
+    images = {c.image for group in groups for c in group.containers}
+    image_info, hasher = image_access(tar_mapping_location, faster_hashing=faster_hashing,
+                                      image_count=len(images))
     return generate_policies(groups, options, image_info, hasher)
-
-
-def _image_access(tar_mapping_location: Optional[str], faster_hashing: bool, image_count: int):
-    """The two seams of the generator: ``image_info(ref)`` and ``hasher(ref)``.
-
-    Each image is opened once (tar -> daemon -> registry); the hasher runs dmverity-vhd against
-    the same source the config came from.
-    """
-    from azext_confcom.images import ImageReference, TarSource, open_image
-    from azext_confcom.policy.generate import defer_warning
-    from azext_confcom.policy.hashes import DmverityHasher, ImageLocation
-
-    tar = TarSource.from_option(tar_mapping_location) if tar_mapping_location else None
-    if tar is not None:
-        tar.check_image_count(image_count)
-    opened: dict = {}
-
-    def image(ref: str):
-        if ref not in opened:
-            notes: list[str] = []
-            opened[ref] = open_image(ref, tar=tar, notes=notes)
-            for note in notes:
-                defer_warning(note)
-        return opened[ref]
-
-    def locate(ref: str) -> ImageLocation:
-        found = image(ref)
-        if found.source == "tar":
-            return ImageLocation("tar", str(tar.path_for(ImageReference.parse(ref))))
-        return ImageLocation(found.source)
-
-    return (lambda ref: image(ref).config), DmverityHasher(locate, faster_hashing=faster_hashing)
 
 
 # --------------------------------------------------------------------------- output
@@ -287,11 +267,11 @@ def _inject_into_yaml(source: Source, count: int, policy) -> None:
         print(policy_digest(policy))
 
 
-def _stored_policies(groups: list) -> list:
-    """The decoded policy each group holds now (empty: allow all), for --diff."""
+def _stored_policies(values: list[Optional[str]]) -> list:
+    """The decoded policies stored now (empty: allow all), for --diff."""
     from azext_confcom.policy.existing import read_existing_policy
 
-    return [read_existing_policy(group.existing_policy) for group in groups]
+    return [read_existing_policy(value) for value in values]
 
 
 def _diff(policy, stored, pretty: bool) -> int:
