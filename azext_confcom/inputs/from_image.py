@@ -9,7 +9,7 @@ keys in this order: id, name, layers, platform, mounts, command, env_rules, work
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+from typing import Callable
 
 from azext_confcom.errors import UserInputError
 from azext_confcom.inputs import platform_defaults
@@ -24,14 +24,11 @@ PLATFORMS = ("aci", "vn2")
 IMAGE_PLATFORM = "linux/amd64"
 
 
-def container_definition(image: str, platform: str = "aci", image_info: Optional[ImageInfo] = None,
-                         hasher: Optional[LayerHasher] = None) -> dict:
-    """The definition of ``image``; ``image_info``/``hasher`` are the generator's seams (default:
-    find the image like acipolicygen does without --tar, hash with dmverity-vhd)."""
+def container_definition(image: str, platform: str, image_info: ImageInfo, hasher: LayerHasher) -> dict:
+    """The definition of ``image``; ``image_info``/``hasher`` are the generator's seams
+    (``azext_confcom.image_access.image_access()`` for the real image sources)."""
     if platform not in PLATFORMS:
         raise UserInputError(f"Unsupported platform: {platform}", hint=f"Use --platform {' or '.join(PLATFORMS)}.")
-    if image_info is None or hasher is None:
-        image_info, hasher = _default_access()
     ref = address(image)
     image_config = image_info(ref).get("config") or {}
     definition: dict = {"id": image, "name": image, "layers": list(hasher(ref)), "platform": IMAGE_PLATFORM}
@@ -47,16 +44,3 @@ def container_definition(image: str, platform: str = "aci", image_info: Optional
     definition["signals"] = list(config.DEFAULT_CONTAINER_SIGNALS)
     return definition
 
-
-def _default_access() -> tuple[ImageInfo, LayerHasher]:
-    from azext_confcom.images import open_image
-    from azext_confcom.policy.hashes import DmverityHasher, ImageLocation
-
-    opened: dict = {}
-
-    def image(ref: str):
-        if ref not in opened:
-            opened[ref] = open_image(ref)
-        return opened[ref]
-
-    return (lambda ref: image(ref).config), DmverityHasher(lambda ref: ImageLocation(image(ref).source))

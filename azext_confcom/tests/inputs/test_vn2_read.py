@@ -446,3 +446,26 @@ def test_the_generator_places_vn2_defaults_after_the_readers_mounts(images):
         ("/dev/termination-log", "rw", "sandbox:///tmp/atlas/emptydir/.+"),
         ("/etc/hostname", "rw", "sandbox:///tmp/atlas/emptydir/.+")]
     assert json.loads(json.dumps(container["env_rules"]))[-1]["pattern"] == "[A-Z0-9_]+_PORT_[0-9]+_TCP_ADDR=.+"
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "generator: VN2 default mounts must be skipped when the spec already has their destination "
+    "(the reference's rule for default mounts); readers place the privileged and workload-identity "
+    "mounts where the reference puts them, so the generator adds them a second time"))
+def test_privileged_workload_identity_pod_has_each_mount_once_in_reference_order(images):
+    text = f"""\
+        kind: Pod
+        metadata:
+          name: p
+          labels: {{azure.workload.identity/use: "true"}}
+        spec:
+          containers:
+          - name: a
+            image: "{DISTROLESS}"
+            securityContext: {{privileged: true}}
+            volumeMounts: [{{name: v, mountPath: /v}}]
+        """
+    policy = generate_policies(read(text), PolicyOptions(), images.image_info, images.hasher)[0]
+    assert [m["destination"] for m in policy.containers[0]["mounts"]] == [
+        "/var/run/secrets/azure/tokens", "/v", "/sys/fs/cgroup", "/sys", "/etc/resolv.conf",
+        "/var/run/secrets/kubernetes.io/serviceaccount", "/etc/hosts", "/dev/termination-log", "/etc/hostname"]
