@@ -339,3 +339,18 @@ def test_tar_mapping_file_with_relative_paths(az, tmp_path, image_tar, sample_la
     assert first["layers"] == sample_layers
     assert second["layers"][0] == sample_layers[0] and second["layers"][1] != sample_layers[1]
     assert pause["name"] == "pause-container"
+
+
+def test_include_fragments_from_a_fragments_file(az, template, image_tar):
+    from azext_confcom.tests.conftest import REFERENCE
+
+    fragments_file = REFERENCE / "examples" / "minimal" / "fragment.json"
+    text = _raw(az, template, image_tar, "--include-fragments", "-j", str(fragments_file))
+    default, imported = rego_value(text, "fragments")
+    assert default["feed"] == "mcr.microsoft.com/aci/aci-cc-infra-fragment"
+    assert imported == {"feed": "mcr.microsoft.com/acc/samples/aci/helloworld",
+                        "includes": ["containers", "fragments"],
+                        "issuer": "did:x509:0:sha256:8OhuTqQPbrbDMXV9QentXIIRWqcmU_B88n8jPr1WsBc::subject:CN:Contoso",
+                        "minimum_svn": "1"}
+    svn = _raw(az, template, image_tar, "-f", "-j", str(fragments_file), "--infrastructure-svn", "99")
+    assert [f["minimum_svn"] for f in rego_value(svn, "fragments")] == ["99", "1"]
