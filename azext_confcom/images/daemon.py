@@ -83,7 +83,7 @@ class DockerDaemon:
                                      hint="Check the image name and tag, and that you are logged in "
                                           "to the registry.") from exc
         except docker.errors.DockerException as exc:
-            raise DaemonError(f"The Docker daemon could not pull {ref}: {exc}",
+            raise DaemonError(f"The Docker daemon could not pull {ref}: {getattr(exc, 'explanation', None) or exc}",
                               hint=f"Check `docker pull {ref}` and your registry login.") from exc
         return DaemonImage(str(ref), image.attrs, self)
 

@@ -35,21 +35,28 @@ def open_image(ref: str | ImageReference, *, tar: TarSource | None = None, platf
         if image is not None:
             notes.append(f"{ref} read from local tar file")
             return image
-    tried: list[str] = []
+    tried = None   # what the daemon said, when it did not deliver
     if use_daemon:
         daemon = daemon or DockerDaemon.shared()
         try:
+            daemon.client()
+        except DaemonError as exc:
+            unreachable = f"{ref} is not found in tar file and Docker is not running"
+            if not use_registry:
+                raise DaemonError(unreachable + ".", hint=f"{exc.message} {exc.hint or ''}".strip()) from exc
+            tried = f"{unreachable} ({exc.message})"
+        else:
             image = daemon.get(ref)
             if image is not None:
                 notes.append(f"Using local version of {ref}. It may differ from the remote image")
                 return image
             notes.append(f"{ref} is not found locally. Attempting to pull from remote...")
-            return daemon.pull(ref)
-        except DaemonError as exc:
-            if not use_registry:
-                raise DaemonError(f"{ref} is not found in tar file and Docker is not running.",
-                                  hint=f"{exc.message} {exc.hint or ''}".strip()) from exc
-            tried.append(f"{ref} is not found in tar file and Docker is not running ({exc.message})")
+            try:
+                return daemon.pull(ref)
+            except DaemonError as exc:
+                if not use_registry:
+                    raise
+                tried = exc.message.rstrip(".")
     if not use_registry:
         raise ImageError(f"{ref} is not found in the given tar files, and no other source is allowed.",
                          hint="Add the image to the --tar mapping, or allow the Docker daemon or registry.")
@@ -58,6 +65,6 @@ def open_image(ref: str | ImageReference, *, tar: TarSource | None = None, platf
     except ImageError as exc:
         if not tried:
             raise
-        error = type(exc)(f"{tried[0]}. Fetching it directly from registry {ref.registry} failed too: "
+        error = type(exc)(f"{tried}. Fetching it directly from registry {ref.registry} failed too: "
                           f"{exc.message}", hint=exc.hint)
         raise error from exc
