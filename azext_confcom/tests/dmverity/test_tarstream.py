@@ -809,3 +809,48 @@ def test_end_of_stream_rules(mk):
     lone_pax._pax_entry([("path", "p")])
     assert parse(lone_pax.out.getvalue()) == []                        # PAX header, then EOF
     expect_error(lone_pax.out.getvalue() + b"x", "truncated", "header")
+
+
+def gzip_layer_stream(image: Path):
+    """The (only) layer of a docker-save image, decompressed on the fly, never held in memory."""
+    outer = tarfile.open(image)
+    layer = next(m for m in outer.getmembers() if m.name.endswith("/layer.tar"))
+    return gzip.GzipFile(fileobj=outer.extractfile(layer))
+
+
+@pytest.mark.slow
+def test_many_inodes_layer_streams_from_gzip(golden_large_image):
+    is_layer, stream = probe_layer(gzip_layer_stream(golden_large_image("gzip_many_inodes.tar")))
+    assert is_layer
+    entries = [(e.name, e.typeflag, e.size) for e in iter_entries(stream)]
+    assert len(entries) == 40 * 1001
+    assert entries[0] == (b"inodes/d00/", b"5", 0)
+    assert entries[-1] == (b"inodes/d39/f0999", b"0", 0)
+
+
+@pytest.mark.slow
+def test_huge_gzip_layer_streams_in_constant_memory(golden_large_image):
+    """~770 MiB of file data read with 1 MiB buffers: every 4 KiB block has its stamp."""
+    image = golden_large_image("gzip_extents.tar")
+    buf = bytearray(MiB)
+    sizes = {}
+    tracemalloc.start()
+    try:
+        for entry in iter_entries(gzip_layer_stream(image)):
+            sizes[entry.name] = entry.size
+            tag, stamped = {b"ext/exactly_32768_blocks": (b"A", 32768),
+                            b"ext/32768_blocks_plus_1_byte": (b"B", 32768),
+                            b"ext/five_extents": (b"C", 4 * 32768)}.get(entry.name, (b"", 0))
+            block = 0
+            while n := entry.data.readinto(buf):
+                for at in range(0, min(n, 4096 * (stamped - block)), 4096):
+                    stamp = b"%s block %d\n" % (tag, block)
+                    assert buf[at:at + len(stamp)] == stamp, (entry.name, block)
+                    block += 1
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert sizes[b"ext/exactly_32768_blocks"] == 32768 * 4096
+    assert sizes[b"ext/32768_blocks_plus_1_byte"] == 32768 * 4096 + 1
+    assert sizes[b"ext/five_extents"] == 4 * 32768 * 4096 + 4096 + 100
+    assert peak < 24 * MiB
