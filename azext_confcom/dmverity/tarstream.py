@@ -735,7 +735,7 @@ PROBE_LIMIT = 32 << 20
 
 
 def probe_layer(stream: BinaryIO) -> tuple[bool, BinaryIO]:
-    """Decide, as the reference does for every (decompressed) image-tar entry, whether it is a layer.
+    """Decide like the reference whether a (decompressed) image-tar entry is a layer tar.
 
     It is a layer when Go's first ``tar.Reader.Next()`` on it succeeds, or when that call reports
     the end of the archive and the blob starts with a 512-byte zero block (an empty layer). A

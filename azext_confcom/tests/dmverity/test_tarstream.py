@@ -854,3 +854,15 @@ def test_huge_gzip_layer_streams_in_constant_memory(golden_large_image):
     assert sizes[b"ext/32768_blocks_plus_1_byte"] == 32768 * 4096 + 1
     assert sizes[b"ext/five_extents"] == 4 * 32768 * 4096 + 4096 + 100
     assert peak < 24 * MiB
+
+
+def test_probe_buffers_a_bounded_amount(mk, monkeypatch):
+    from azext_confcom.dmverity import tarstream
+    monkeypatch.setattr(tarstream, "PROBE_LIMIT", 64 * 1024)
+    t = mk.Tar()
+    t.add("f", "0", b"", pax=[("comment", "c" * 100_000)])
+    with pytest.raises(ArchiveError, match="metadata headers"):
+        probe_layer(io.BytesIO(t.finish()))
+    small = mk.Tar()
+    small.add("f", "0", b"", pax=[("comment", "c" * 1000)])
+    assert probe_layer(io.BytesIO(small.finish()))[0] is True
