@@ -120,10 +120,19 @@ def _group(document: dict, refs: "_References") -> GroupSpec:
     volumes = _volumes(spec, document)
     pod_security_context = ci_get(spec, "securityContext") or {}
     specs = [_container(c, volumes, pod_security_context, workload_identity, refs)
-             for c in list(containers) + list(ci_get(spec, "initContainers") or [])]
+             for c in _mappings(containers, "spec.containers")
+             + _mappings(ci_get(spec, "initContainers") or [], "spec.initContainers")]
     existing = (ci_get(ci_get(ci_get(pod, "metadata"), "annotations"), POLICY_ANNOTATION)
                 or ci_get(ci_get(ci_get(document, "metadata"), "annotations"), POLICY_ANNOTATION))
     return GroupSpec(name=_name(document) or "", containers=specs, existing_policy=existing or None)
+
+
+def _mappings(value: Any, where: str) -> list[dict]:
+    """A YAML list of mappings (containers, env, volumeMounts ...), or a clear error."""
+    if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+        raise UserInputError(f"{where} must be a list of mappings",
+                             hint=f"Write {where} as a YAML list of objects, e.g. '- name: ...'.")
+    return value
 
 
 def _volumes(spec: dict, document: dict) -> list[dict]:
@@ -169,7 +178,7 @@ def _container(container: dict, volumes: list[dict], pod_security_context: dict,
 
 def _mounts(container: dict, container_name: str, volumes: list[dict]) -> list[MountSpec]:
     mounts = []
-    for mount in ci_get(container, "volumeMounts") or []:
+    for mount in _mappings(ci_get(container, "volumeMounts") or [], f"volumeMounts of container {container_name}"):
         mount_name = ci_get(mount, "name")
         volume = next((v for v in volumes if ci_get(v, "name") == mount_name), {})
         read_only_type = any(key in READ_ONLY_VOLUME_TYPES for key in volume) or volume.get("readOnly")
@@ -207,7 +216,8 @@ class _References:
         rules: list[EnvRule] = []
         wildcarded: set[str] = set()
         declined: set[str] = set()
-        for variable in container.get("env") or []:
+        where = f"env of container {container.get('name') or container.get('image')}"
+        for variable in _mappings(container.get("env") or [], where):
             name = variable.get("name")
             if "value" in variable:
                 value = "" if variable["value"] is None else str(variable["value"])
@@ -336,10 +346,10 @@ def inject_policy(path: str, index: int, policy: str, *, ask: Ask = input) -> bo
     position = positions[index]
     pod = pod_template(documents[position])
 
-    existing = ((pod.get("metadata") or {}).get("annotations") or {}).get(POLICY_ANNOTATION) \
-        if isinstance(pod.get("metadata"), dict) and isinstance(pod["metadata"].get("annotations"), dict) else None
-    if existing:
-        workload = (pod.get("metadata") or {}).get("name") or f"Workload {index}"
+    metadata = pod.get("metadata") if isinstance(pod.get("metadata"), dict) else {}
+    annotations = metadata.get("annotations") if isinstance(metadata.get("annotations"), dict) else {}
+    if annotations.get(POLICY_ANNOTATION):
+        workload = metadata.get("name") or f"Workload {index}"
         try:
             answer = ask(f"Do you want to overwrite the Base64 Policy currently in workload '{workload}'? (y/n) ")
         except EOFError:

@@ -152,3 +152,18 @@ def test_two_sources_at_once(az, tmp_path):
     path = tmp_path / "input.json"
     path.write_text("{}")
     failed(az(*ACI, "-i", str(path), "--image", IMAGE), "Can only generate CCE policy from one source at a time")
+
+
+@pytest.mark.xfail(strict=True, reason="generator: with --image, --debug-mode must change only the allow_* "
+                                       "flags (the reference adds no debug exec processes for this source)")
+def test_image_debug_mode_changes_only_the_flags(az, image_tar):
+    rego = base64.b64decode(ok(az(*ACI, "--image", IMAGE, "--tar", str(image_tar), "--debug-mode")).stdout[:-3]).decode()
+    assert rego_value(rego, "allow_dump_stacks") is True
+    assert user_container(rego)["exec_processes"] == []
+
+
+def test_input_debug_mode_adds_the_debug_shells(az, tmp_path, image_tar):
+    path = tmp_path / "input.json"
+    path.write_text(json.dumps({"containers": [{"name": "web", "properties": {"image": IMAGE}}]}))
+    rego = policy_text(ok(az(*ACI, "-i", str(path), "--tar", str(image_tar), "--outraw", "--debug-mode")).stdout)
+    assert [p["command"] for p in user_container(rego)["exec_processes"]] == [["/bin/sh"], ["/bin/bash"]]

@@ -469,3 +469,20 @@ def test_privileged_workload_identity_pod_has_each_mount_once_in_reference_order
     assert [m["destination"] for m in policy.containers[0]["mounts"]] == [
         "/var/run/secrets/azure/tokens", "/v", "/sys/fs/cgroup", "/sys", "/etc/resolv.conf",
         "/var/run/secrets/kubernetes.io/serviceaccount", "/etc/hosts", "/dev/termination-log", "/etc/hostname"]
+
+
+@pytest.mark.parametrize("extra, message", [
+    ("env: {A: b}", "env of container app must be a list of mappings"),
+    ("env: [A=b]", "env of container app must be a list of mappings"),
+    ("volumeMounts: [/data]", "volumeMounts of container app must be a list of mappings"),
+])
+def test_malformed_lists_are_named(extra, message):
+    with pytest.raises(UserInputError) as err:
+        pod(extra)
+    assert err.value.message == message
+
+
+def test_containers_that_are_not_mappings():
+    with pytest.raises(UserInputError) as err:
+        read_vn2("kind: Pod\nspec:\n  containers: [nginx]\n")
+    assert err.value.message == "spec.containers must be a list of mappings"
