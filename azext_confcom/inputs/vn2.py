@@ -118,13 +118,29 @@ def _group(document: dict, refs: "_References") -> GroupSpec:
         raise UserInputError("YAML file does not contain a containers field",
                              hint=f"List the containers of the {document.get('kind')} under spec.containers.")
     volumes = _volumes(spec, document)
-    pod_security_context = ci_get(spec, "securityContext") or {}
+    pod_security_context = _mapping(ci_get(spec, "securityContext") or {}, "spec.securityContext")
     specs = [_container(c, volumes, pod_security_context, workload_identity, refs)
              for c in _mappings(containers, "spec.containers")
              + _mappings(ci_get(spec, "initContainers") or [], "spec.initContainers")]
     existing = (ci_get(ci_get(ci_get(pod, "metadata"), "annotations"), POLICY_ANNOTATION)
                 or ci_get(ci_get(ci_get(document, "metadata"), "annotations"), POLICY_ANNOTATION))
     return GroupSpec(name=_name(document) or "", containers=specs, existing_policy=existing or None)
+
+
+def _mapping(value: Any, where: str) -> dict:
+    if not isinstance(value, dict):
+        raise UserInputError(f"{where} must be a mapping", hint=f"Write {where} as YAML key: value pairs.")
+    return value
+
+
+def _strings(value: Any, field: str) -> Optional[list[str]]:
+    """k8s ``command`` / ``args``: a list of strings; empty or absent -> None (the image's)."""
+    if value is None:
+        return None
+    if not isinstance(value, list):
+        raise UserInputError(f'Field ["containers"]["{field}"] must be list of Strings.',
+                             hint="Write command and args as YAML lists, e.g. [/bin/sh, -c, run].")
+    return [str(part) for part in value] or None
 
 
 def _mappings(value: Any, where: str) -> list[dict]:
@@ -153,11 +169,12 @@ def _container(container: dict, volumes: list[dict], pod_security_context: dict,
         raise UserInputError("Container does not have an image field",
                              hint=f"Give container {ci_get(container, 'name') or '(unnamed)'} an image.")
     name = ci_get(container, "name") or image
-    container_security_context = ci_get(container, "securityContext") or {}
+    container_security_context = _mapping(ci_get(container, "securityContext") or {},
+                                          f"securityContext of container {name}")
     spec = ContainerSpec(image=image, name=name, scenario="vn2", workload_identity=workload_identity,
                          **security_fields({**pod_security_context, **container_security_context}))
-    spec.entrypoint = list(ci_get(container, "command") or []) or None
-    spec.args = list(ci_get(container, "args") or []) or None
+    spec.entrypoint = _strings(ci_get(container, "command"), "entrypoint")
+    spec.args = _strings(ci_get(container, "args"), "command")
 
     spec.env_rules = refs.env_rules(container)
     mounts: list[MountSpec] = []
@@ -191,7 +208,11 @@ def _mounts(container: dict, container_name: str, volumes: list[dict]) -> list[M
             readonly = True
         else:
             readonly = bool(ci_get(mount, "readOnly"))
-        mounts.append(MountSpec(destination=ci_get(mount, "mountPath"), mount_type="emptyDir", readonly=readonly))
+        path = ci_get(mount, "mountPath")
+        if not path:
+            raise UserInputError(f"volumeMount {mount_name} of container {container_name} has no mountPath",
+                                 hint="Give every volumeMount the path it is mounted at in the container.")
+        mounts.append(MountSpec(destination=path, mount_type="emptyDir", readonly=readonly))
     return mounts
 
 

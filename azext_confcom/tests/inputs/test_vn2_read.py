@@ -475,6 +475,10 @@ def test_privileged_workload_identity_pod_has_each_mount_once_in_reference_order
     ("env: {A: b}", "env of container app must be a list of mappings"),
     ("env: [A=b]", "env of container app must be a list of mappings"),
     ("volumeMounts: [/data]", "volumeMounts of container app must be a list of mappings"),
+    ("volumeMounts: [{name: v}]", "volumeMount v of container app has no mountPath"),
+    ("command: /bin/sh", 'Field ["containers"]["entrypoint"] must be list of Strings.'),
+    ("args: --fast", 'Field ["containers"]["command"] must be list of Strings.'),
+    ("securityContext: privileged", "securityContext of container app must be a mapping"),
 ])
 def test_malformed_lists_are_named(extra, message):
     with pytest.raises(UserInputError) as err:
