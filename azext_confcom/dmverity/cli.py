@@ -224,7 +224,7 @@ def _open_layer_file(path: str) -> Iterator[BinaryIO]:
 def _hashlayer(args: argparse.Namespace) -> str:
     with _open_layer_file(args.layer) as stream:
         try:
-            root = layer_root_hash(stream)
+            root = layer_root_hash(stream, probe=False)
         except (EOFError, gzip.BadGzipFile) as err:
             raise NotALayerError(f"{args.layer}: not a valid gzip stream: {err}",
                                  hint="The layer file is truncated or corrupt.") from None

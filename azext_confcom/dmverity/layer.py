@@ -21,25 +21,30 @@ class NotALayerError(ArchiveError):
     """The blob is not a tar archive (the reference then reports the layer's hash missing)."""
 
 
-def build_layer(stream: BinaryIO, out: BinaryIO | None = None) -> tuple[VerityHasher, int]:
+def build_layer(stream: BinaryIO, out: BinaryIO | None = None, *, probe: bool = True
+                ) -> tuple[VerityHasher, int]:
     """Convert an uncompressed layer tar; return the filled hasher and the ext4 size in bytes.
 
-    Raises ``NotALayerError`` when the stream is not a tar (e.g. a 0-byte blob), and
-    ``LayerConversionError`` (message prefixed like the reference) when conversion fails.
+    With ``probe`` (image layers, as the reference treats blobs of an image) a stream whose
+    first header is not a tar header raises ``NotALayerError``; without it (``hashlayer``)
+    it is converted like any tar, so the tar reader's own error is reported. Conversion
+    failures raise ``LayerConversionError`` with the reference's prefix.
     """
-    is_layer, replay = probe_layer(stream)
-    if not is_layer:
-        raise NotALayerError("the blob is not a tar archive",
-                             hint="The image's layer blob is empty or corrupt; export the image again.")
+    if probe:
+        is_layer, stream = probe_layer(stream)
+        if not is_layer:
+            raise NotALayerError("the blob is not a tar archive",
+                                 hint="The image's layer blob is empty or corrupt; export the "
+                                      "image again.")
     hasher = VerityHasher()
     try:
-        size = ext4.build(iter_entries(replay), hasher, out)
+        size = ext4.build(iter_entries(stream), hasher, out)
     except (LayerConversionError, ArchiveError) as err:
         raise LayerConversionError(CONVERT_PREFIX + err.message, hint=err.hint) from None
     return hasher, size
 
 
-def layer_root_hash(stream: BinaryIO) -> str:
+def layer_root_hash(stream: BinaryIO, *, probe: bool = True) -> str:
     """The dm-verity root hash (64 lowercase hex) of the ext4 image of one layer tar."""
-    hasher, _ = build_layer(stream)
+    hasher, _ = build_layer(stream, probe=probe)
     return hasher.root_hex()

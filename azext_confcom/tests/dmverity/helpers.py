@@ -56,3 +56,21 @@ def docker_save_layer(image: Path) -> bytes:
         names = [m.name for m in outer.getmembers() if m.name.endswith("/layer.tar")]
         assert len(names) == 1, names
         return outer.extractfile(names[0]).read()
+
+
+# VmHWM, not ru_maxrss: Linux carries the parent's (pytest's) peak into ru_maxrss over fork+exec
+_RSS_CHILD = ("import re, sys\n"
+              "from azext_confcom.dmverity.cli import main\n"
+              "rc = main(sys.argv[1:])\n"
+              "status = open('/proc/self/status').read()\n"
+              "sys.stderr.write('MAXRSS_KIB=%s\\n' % re.search(r'VmHWM:\\s+(\\d+)', status).group(1))\n"
+              "sys.exit(rc)\n")
+
+
+def run_tool_rss(*args: str, cache: Path, timeout: float = 600) -> tuple[subprocess.CompletedProcess, int]:
+    """Like run_tool, in a child that reports its own peak RSS (bytes) on stderr."""
+    env = dict(os.environ, CONFCOM_CACHE_DIR=str(cache), PYTHONPATH=str(REPO))
+    result = subprocess.run([sys.executable, "-c", _RSS_CHILD, *args], capture_output=True, env=env,
+                            timeout=timeout)
+    line = [x for x in result.stderr.decode().splitlines() if x.startswith("MAXRSS_KIB=")][-1]
+    return result, int(line.split("=")[1]) * 1024
