@@ -866,3 +866,12 @@ def test_probe_buffers_a_bounded_amount(mk, monkeypatch):
     small = mk.Tar()
     small.add("f", "0", b"", pax=[("comment", "c" * 1000)])
     assert probe_layer(io.BytesIO(small.finish()))[0] is True
+
+
+def test_a_second_pax_header_replaces_the_first(mk):
+    t = mk.Tar()
+    t._pax_entry([("path", "from-first"), ("SCHILY.xattr.user.a", "1")])
+    t._pax_entry([("uid", "42")])
+    t.add("plain", "0", b"", fmt="ustar")
+    (entry, _), = parse(t.finish())
+    assert (entry.name, entry.uid, entry.xattrs) == (b"plain", 42, {})
