@@ -1,4 +1,4 @@
-"""Real image services for tests: docker-registry (anonymous and htpasswd) and a host-safe dockerd.
+"""Real image services for tests: docker-registry (anonymous, htpasswd, token auth) and a host-safe dockerd.
 
 Session-scoped fixtures start each service on 127.0.0.1 or a private unix socket, wait until it
 answers, and stop it by pid at the end. Nothing is skipped: a missing binary fails the test
@@ -7,16 +7,27 @@ with a pointer to the project's setup script (see ../shared/reference/infra.md).
 
 from __future__ import annotations
 
+import base64
+import datetime
+import json
 import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 import time
+import urllib.parse
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 import requests
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+from cryptography.x509.oid import NameOID
 
 SETUP_HINT = ("is not installed; run the project's setup script (.ci/setup), which installs "
               "docker.io, docker-registry, skopeo and apache2-utils")
@@ -77,6 +88,7 @@ class Registry:
     host: str
     storage: Path
     credentials: tuple[str, str] | None = None
+    token_server: "TokenServer | None" = None
 
     def push(self, source: str, target: str, *, format: str | None = None, all_platforms: bool = False) -> None:
         """``skopeo copy`` ``source`` (e.g. ``docker-archive:/x.tar:test/a:1``) to ``<host>/<target>``.
@@ -102,11 +114,12 @@ class Registry:
         return self.storage / "docker/registry/v2/blobs" / algo / hexpart[:2] / hexpart / "data"
 
 
-def _start_registry(workdir: Path, credentials: tuple[str, str] | None) -> tuple[Service, Registry]:
+def _start_registry(workdir: Path, credentials: tuple[str, str] | None,
+                    auth: str = "") -> tuple[Service, Registry]:
+    """Start docker-registry; ``credentials`` alone mean htpasswd basic auth, ``auth`` overrides."""
     binary = require("docker-registry")
     port = free_port()
-    auth = ""
-    if credentials:
+    if credentials and not auth:
         htpasswd = subprocess.run([require("htpasswd"), "-Bbn", *credentials], check=True,
                                   capture_output=True, text=True).stdout
         (workdir / "htpasswd").write_text(htpasswd)
@@ -182,3 +195,114 @@ def dockerd():
     yield daemon
     service.stop()
     shutil.rmtree(workdir, ignore_errors=True)
+
+
+# -- a registry with token (Bearer) auth -------------------------------------------------------
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+class TokenServer:
+    """The token service a docker-registry in ``auth: token`` mode sends clients to.
+
+    Issues ES256 JWTs carrying the cert in ``x5c`` (the registry trusts that cert). Anonymous
+    callers may pull ``public/*``; ``private/*`` needs basic auth with ``USER``/``PASSWORD`` or
+    an OAuth2 refresh token (``REFRESH_TOKEN``), as ACR's ``az acr login`` stores.
+    """
+
+    SERVICE, ISSUER, REFRESH_TOKEN = "confcom-registry", "confcom-token-issuer", "confcom-refresh-token"
+
+    def __init__(self, workdir: Path) -> None:
+
+        self.key = ec.generate_private_key(ec.SECP256R1())
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "confcom test token issuer")])
+        now = datetime.datetime.now(datetime.timezone.utc)
+        cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+                .public_key(self.key.public_key()).serial_number(x509.random_serial_number())
+                .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=1))
+                .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+                .sign(self.key, hashes.SHA256()))
+        self.cert_file = workdir / "token-cert.pem"
+        self.cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        self.x5c = base64.b64encode(cert.public_bytes(serialization.Encoding.DER)).decode()
+        self.requests: list[dict] = []
+        self._serve()
+
+    def token(self, scope: str, subject: str) -> str:
+
+        access = []
+        for item in filter(None, scope.split(" ")):
+            kind, name, actions = item.split(":", 2)
+            if subject:                                  # the test user may do anything asked
+                access.append({"type": kind, "name": name, "actions": actions.split(",")})
+            elif name.startswith("public/"):
+                access.append({"type": kind, "name": name, "actions": ["pull"]})
+        now = int(time.time())
+        header = {"typ": "JWT", "alg": "ES256", "x5c": [self.x5c]}
+        claims = {"iss": self.ISSUER, "sub": subject, "aud": self.SERVICE, "exp": now + 300,
+                  "nbf": now - 10, "iat": now, "jti": str(now) + subject, "access": access}
+        signing_input = f"{_b64url(json.dumps(header).encode())}.{_b64url(json.dumps(claims).encode())}"
+        r, s = decode_dss_signature(self.key.sign(signing_input.encode(), ec.ECDSA(hashes.SHA256())))
+        return signing_input + "." + _b64url(r.to_bytes(32, "big") + s.to_bytes(32, "big"))
+
+    def _serve(self) -> None:
+
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):   # keep test output clean
+                pass
+
+            def _answer(self, params: dict, subject: str | None) -> None:
+                server.requests.append({"method": self.command, "subject": subject, **params})
+                if subject is None:
+                    self.send_response(401)
+                    self.end_headers()
+                    return
+                body = json.dumps({"token": server.token(params.get("scope", ""), subject),
+                                   "expires_in": 300}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self):
+                params = dict(urllib.parse.parse_qsl(urllib.parse.urlparse(self.path).query))
+                auth = self.headers.get("Authorization", "")
+                subject = ""
+                if auth.startswith("Basic "):
+                    user, _, password = base64.b64decode(auth[6:]).decode().partition(":")
+                    subject = user if (user, password) == (USER, PASSWORD) else None
+                self._answer(params, subject)
+
+            def do_POST(self):
+                form = dict(urllib.parse.parse_qsl(self.rfile.read(int(self.headers["Content-Length"])).decode()))
+                ok = form.get("grant_type") == "refresh_token" and form.get("refresh_token") == server.REFRESH_TOKEN
+                self._answer(form, USER if ok else None)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.realm = f"http://127.0.0.1:{self.httpd.server_address[1]}/token"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture(scope="session")
+def token_registry(tmp_path_factory):
+    """A docker-registry with Bearer token auth, and its ``TokenServer`` as ``.token_server``.
+
+    Images are pushed with skopeo using the token flow (basic credentials at the token service).
+    """
+    workdir = tmp_path_factory.mktemp("token-registry")
+    tokens = TokenServer(workdir)
+    auth = (f"auth:\n  token:\n    realm: {tokens.realm}\n    service: {tokens.SERVICE}\n"
+            f"    issuer: {tokens.ISSUER}\n    rootcertbundle: {tokens.cert_file}\n")
+    service, reg = _start_registry(workdir, (USER, PASSWORD), auth=auth)
+    reg.token_server = tokens
+    yield reg
+    service.stop()
+    tokens.stop()
