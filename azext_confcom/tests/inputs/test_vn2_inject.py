@@ -191,3 +191,16 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path, monkeypat
         inject_policy(str(path), 0, POLICY, ask=never_asked)
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pods.yaml"]
+
+
+def test_file_written_by_the_reference_is_updated_in_place(tmp_path):
+    """The reference re-dumps with yaml.dump_all; re-injecting only swaps the value."""
+    old = "b2xk" * 40
+    documents = [{"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"},
+                  "spec": {"template": {"metadata": {"annotations": {POLICY_ANNOTATION: old}},
+                                        "spec": {"containers": [{"image": "i", "name": "a"}]}}}}]
+    path = tmp_path / "d.yaml"
+    path.write_text(yaml.dump_all(documents))
+    before = path.read_text()
+    assert inject_policy(str(path), 0, POLICY, ask=lambda q: "y")
+    assert path.read_text() == before.replace(old, POLICY)
