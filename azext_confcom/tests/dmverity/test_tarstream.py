@@ -875,3 +875,32 @@ def test_a_second_pax_header_replaces_the_first(mk):
     t.add("plain", "0", b"", fmt="ustar")
     (entry, _), = parse(t.finish())
     assert (entry.name, entry.uid, entry.xattrs) == (b"plain", 42, {})
+
+
+def test_mutated_archives_fail_only_with_archive_errors(golden_images, golden_expected):
+    """Random byte changes (headers re-checksummed so parsing goes deep) and truncations: the
+    reader either parses or raises ArchiveError, never anything else."""
+    import random
+    layers = [golden_layer(golden_images, golden_expected, image, index) for image, index in
+              [("sparse_entries.tar", 0), ("tar_dialects.tar", 1), ("deep_tree.tar", 1),
+               ("timestamps.tar", 1), ("xattrs.tar", 0), ("symlinks.tar", 1)]]
+    rng = random.Random(20261204)
+    buf = bytearray(65536)
+    outcomes = {"ok": 0, "error": 0}
+    for _ in range(400):
+        raw = bytearray(rng.choice(layers))
+        for _ in range(rng.randint(1, 6)):
+            at = rng.randrange(len(raw) // 512) * 512
+            raw[at + rng.randrange(512)] = rng.randrange(256)
+            raw[at:at + 512] = with_checksum(raw[at:at + 512])
+        if rng.random() < 0.3:
+            raw = raw[:rng.randrange(len(raw))]
+        try:
+            probe_layer(io.BytesIO(bytes(raw)))
+            for entry in iter_entries(io.BytesIO(bytes(raw))):
+                while entry.data.readinto(buf):
+                    pass
+            outcomes["ok"] += 1
+        except ArchiveError:
+            outcomes["error"] += 1
+    assert outcomes["ok"] > 50 and outcomes["error"] > 50, outcomes
