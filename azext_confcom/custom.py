@@ -120,17 +120,8 @@ def acipolicygen_confcom(
         source, debug_mode=debug_mode, disable_stdio=disable_stdio, omit_id=omit_id,
         infrastructure_svn=infrastructure_svn, exclude_default_fragments=exclude_default_fragments,
         fragments_json=fragments_json if include_fragments else None, prerelease=prerelease_policy_api)
-    if source.kind == "with_containers":
-        # definitions already carry their layers: no image is opened
-        from azext_confcom.inputs.containers import policy_from_definitions
-
-        stored = _stored_policies([None]) if diff else []
-        policies = [policy_from_definitions(source.value, options)]
-    else:
-        groups = _read_groups(source, approve_wildcards)
-        # a damaged stored policy must fail before the expensive hashing
-        stored = _stored_policies([g.existing_policy for g in groups]) if diff else []
-        policies = _generate(groups, options, tar_mapping_location, faster_hashing)
+    policies, stored = _policies(source, options, diff=diff, approve_wildcards=approve_wildcards,
+                                 tar_mapping_location=tar_mapping_location, faster_hashing=faster_hashing)
 
     printing = print_policy_to_terminal or outraw or outraw_pretty_print
     exit_code = 0
@@ -169,15 +160,7 @@ def _source(input_path, arm_template, parameters, image_name, yaml_path, definit
         return Source("image", image_name)
     if yaml_path:
         return Source("virtual_node_yaml", yaml_path)
-    return Source("with_containers", _flatten(definitions or []))
-
-
-def _flatten(definitions: list) -> list:
-    """``--with-containers`` values: each an object or an array of objects; arrays flattened."""
-    flat = []
-    for value in definitions:
-        flat.extend(value if isinstance(value, list) else [value])
-    return flat
+    return Source("with_containers", definitions or [])
 
 
 def _describe(source: Source) -> str:
@@ -223,6 +206,20 @@ def _policy_options(source: Source, *, fragments_json: Optional[str], **kwargs):
         imports = read_fragment_imports(fragments_json)
     return PolicyOptions(fragment_imports=imports, fragments_first=source.kind == "input",
                          merge_sidecar_config=source.kind == "image", **kwargs)
+
+
+def _policies(source: Source, options, *, diff: bool, approve_wildcards: bool,
+              tar_mapping_location: Optional[str], faster_hashing: bool) -> tuple[list, list]:
+    """Every policy of the source, and (for --diff) what each group stores now."""
+    if source.kind == "with_containers":
+        # definitions already carry their layers: no image is opened
+        from azext_confcom.inputs.containers import policy_from_definitions
+
+        return [policy_from_definitions(source.value, options)], _stored_policies([None]) if diff else []
+    groups = _read_groups(source, approve_wildcards)
+    # a damaged stored policy must fail before the expensive hashing
+    stored = _stored_policies([g.existing_policy for g in groups]) if diff else []
+    return _generate(groups, options, tar_mapping_location, faster_hashing), stored
 
 
 def _generate(groups: list, options, tar_mapping_location: Optional[str], faster_hashing: bool):
