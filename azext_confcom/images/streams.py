@@ -59,13 +59,12 @@ class FileSlice(io.RawIOBase):
         want = min(len(buffer), self._end - self._pos)
         if want <= 0:
             return 0
-        data = os.pread(self._fd, want, self._pos)
-        if not data:
+        got = os.preadv(self._fd, [memoryview(buffer)[:want]], self._pos)
+        if not got:
             raise ArchiveError(f"{self._what} is truncated.",
                                hint="The tar file is incomplete; export the image again.")
-        buffer[:len(data)] = data
-        self._pos += len(data)
-        return len(data)
+        self._pos += got
+        return got
 
 
 class VerifiedLayer(io.RawIOBase):
@@ -113,6 +112,8 @@ class VerifiedLayer(io.RawIOBase):
             self._compressed = head
         else:
             self._ready = memoryview(head)
+            if self._blob_hash is not None and self._blob_digest == self._diff_id:
+                self._diff_hash = None      # an uncompressed blob: one hash covers both digests
 
     def readinto(self, buffer) -> int:
         if not self._started:
