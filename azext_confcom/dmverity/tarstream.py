@@ -112,6 +112,14 @@ def _parse_numeric(b: bytes) -> int:
     return _parse_octal(b)
 
 
+def _field(block: bytes, start: int, end: int, label: str) -> int:
+    """A numeric header field, with its name in the error."""
+    try:
+        return _parse_numeric(block[start:end])
+    except _Invalid as exc:
+        raise _Invalid(f"{label} field: {exc}") from None
+
+
 def _parse_int(v: bytes) -> int:
     """strconv.ParseInt(v, 10, 64)."""
     if not _DECIMAL.fullmatch(v):
@@ -329,25 +337,25 @@ class _Header:
         self.typeflag = block[156]
         self.name = _c_string(block[0:100])
         self.linkname = _c_string(block[157:257])
-        self.size = _parse_numeric(block[124:136])
-        self.mode = _parse_numeric(block[100:108])
-        self.uid = _parse_numeric(block[108:116])
-        self.gid = _parse_numeric(block[116:124])
-        self.mtime = _unix(_parse_numeric(block[136:148]), 0)
+        self.size = _field(block, 124, 136, "size")
+        self.mode = _field(block, 100, 108, "mode")
+        self.uid = _field(block, 108, 116, "uid")
+        self.gid = _field(block, 116, 124, "gid")
+        self.mtime = _unix(_field(block, 136, 148, "mtime"), 0)
         self.atime: Timespec = None
         self.ctime: Timespec = None
         self.devmajor = self.devminor = 0
         if fmt == _V7:
             return
-        self.devmajor = _parse_numeric(block[329:337])
-        self.devminor = _parse_numeric(block[337:345])
+        self.devmajor = _field(block, 329, 337, "devmajor")
+        self.devminor = _field(block, 337, 345, "devminor")
         prefix = b""
         if fmt == _USTAR:
             prefix = _c_string(block[345:500])
         elif fmt == _STAR:
             prefix = _c_string(block[345:476])
-            self.atime = _unix(_parse_numeric(block[476:488]), 0)
-            self.ctime = _unix(_parse_numeric(block[488:500]), 0)
+            self.atime = _unix(_field(block, 476, 488, "atime"), 0)
+            self.ctime = _unix(_field(block, 488, 500, "ctime"), 0)
         else:
             try:
                 if block[345]:
@@ -366,24 +374,30 @@ class _Header:
     def merge_pax(self, records: dict[bytes, bytes]) -> None:
         """Go's mergePAX: known records override the header unless their value is empty."""
         for key, value in records.items():
-            if not value:
-                continue
-            if key == b"path":
-                self.name = value
-            elif key == b"linkpath":
-                self.linkname = value
-            elif key == b"uid":
-                self.uid = _parse_int(value)
-            elif key == b"gid":
-                self.gid = _parse_int(value)
-            elif key == b"mtime":
-                self.mtime = _parse_pax_time(value)
-            elif key == b"atime":
-                self.atime = _parse_pax_time(value)
-            elif key == b"ctime":
-                self.ctime = _parse_pax_time(value)
-            elif key == b"size":
-                self.size = _parse_int(value)
+            if value:
+                try:
+                    self._merge_record(key, value)
+                except _Invalid as exc:
+                    raise _Invalid(f"PAX record {key.decode('ascii', 'replace')}: {exc}") from None
+
+    def _merge_record(self, key: bytes, value: bytes) -> None:
+        """One non-empty record; the ones Go does not know about change nothing."""
+        if key == b"path":
+            self.name = value
+        elif key == b"linkpath":
+            self.linkname = value
+        elif key == b"uid":
+            self.uid = _parse_int(value)
+        elif key == b"gid":
+            self.gid = _parse_int(value)
+        elif key == b"mtime":
+            self.mtime = _parse_pax_time(value)
+        elif key == b"atime":
+            self.atime = _parse_pax_time(value)
+        elif key == b"ctime":
+            self.ctime = _parse_pax_time(value)
+        elif key == b"size":
+            self.size = _parse_int(value)
 
 
 def _xattrs(records: dict[bytes, bytes]) -> dict[bytes, bytes]:
