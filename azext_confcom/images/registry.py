@@ -8,12 +8,14 @@ other registry over HTTPS.
 
 from __future__ import annotations
 
+import io
 import ipaddress
 import threading
 import time
 from typing import BinaryIO, ContextManager
 
 import requests
+import urllib3
 
 from ..errors import AuthenticationError, ImageError, ImageNotFoundError, RegistryError
 from .auth import Challenge, Credentials, basic_header, credentials_for
@@ -227,12 +229,34 @@ class RegistryClient:
         check_digest(data, digest, what)
         return data
 
-    def open_blob(self, repository: str, digest: str, what: str) -> BinaryIO:
+    def open_blob(self, repository: str, digest: str, what: str) -> "BlobStream":
         """A stream of the blob's stored bytes (the caller verifies them while reading)."""
         response = self.request("GET", f"{repository}/blobs/{digest}", repository=repository, what=what,
                                 stream=True)
+        return BlobStream(response, f"{what} from registry {self.registry}")
+
+
+class BlobStream(io.RawIOBase):
+    """An HTTP response body as a raw stream; network failures mid-way become ``RegistryError``."""
+
+    def __init__(self, response: requests.Response, what: str) -> None:
+        super().__init__()
+        self._response, self._what = response, what
         response.raw.decode_content = True   # undo a transfer Content-Encoding, never the layer's gzip
-        return response.raw
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        try:
+            return self._response.raw.readinto(buffer)
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise RegistryError(f"Reading {self._what} failed: {exc}",
+                                hint="The connection broke; check the network and try again.") from exc
+
+    def close(self) -> None:
+        self._response.close()
+        super().close()
 
 
 class RegistryImage(Image):

@@ -70,12 +70,12 @@ class FileSlice(io.RawIOBase):
 class VerifiedLayer(io.RawIOBase):
     """Uncompressed layer tar read from a blob stream, checked against both digests at the end.
 
-    ``blob_digest`` is the stored blob's digest (skipped when ``None``, e.g. a legacy
+    ``blob`` must offer ``read`` and ``readinto``. ``blob_digest`` is the stored blob's digest (skipped when ``None``, e.g. a legacy
     ``docker save`` layer whose only known digest is the diff_id); ``diff_id`` is the
     digest of the uncompressed tar. gzip (single or multi-member) is detected by its magic.
     """
 
-    def __init__(self, blob: BinaryIO, *, diff_id: str | None, blob_digest: str | None, what: str) -> None:
+    def __init__(self, blob: io.RawIOBase, *, diff_id: str | None, blob_digest: str | None, what: str) -> None:
         super().__init__()
         self._blob, self._what = blob, what
         self._blob_digest, self._diff_id = blob_digest, diff_id
@@ -116,9 +116,11 @@ class VerifiedLayer(io.RawIOBase):
                 self._diff_hash = None      # an uncompressed blob: one hash covers both digests
 
     def readinto(self, buffer) -> int:
+        view = memoryview(buffer).cast("B")
+        if not view:
+            return 0
         if not self._started:
             self._start()
-        view = memoryview(buffer).cast("B")
         while True:
             if self._ready:
                 n = min(len(view), len(self._ready))
@@ -130,7 +132,7 @@ class VerifiedLayer(io.RawIOBase):
             if self._finished:
                 return 0
             if self._inflate is None:
-                n = self._blob.readinto(view) if hasattr(self._blob, "readinto") else 0
+                n = self._blob.readinto(view)
                 if n:
                     for h in (self._blob_hash, self._diff_hash):
                         if h:

@@ -10,6 +10,7 @@ import stat
 
 import pytest
 import requests
+import urllib3
 
 from azext_confcom.errors import AuthenticationError, DigestMismatchError, ImageNotFoundError, RegistryError
 from azext_confcom.images import Credentials, ImageReference, RegistryClient, Transport, fetch_image
@@ -212,3 +213,33 @@ def test_gives_up_after_bounded_retries(registry, docker_config):
     with pytest.raises(RegistryError, match="answered HTTP 503 Service Unavailable"):
         fetch(f"{registry.host}/test/app:1", client=client)
     assert transport.sent == 3
+
+
+class BreakingTransport(Transport):
+    """A real transport whose blob bodies after the first (the config) break (a dropped connection)."""
+
+    blobs = 0
+
+    def send(self, method, url, **kwargs):
+        response = super().send(method, url, **kwargs)
+        self.blobs += "/blobs/" in url
+        if self.blobs > 1 and response.status_code == 200:
+            real = response.raw
+
+            class Broken(io.RawIOBase):
+                decode_content = True
+
+                def readinto(self, buffer):
+                    raise urllib3.exceptions.ProtocolError("Connection broken: IncompleteRead")
+
+                def close(self):
+                    real.close()
+
+            response.raw = Broken()
+        return response
+
+
+def test_connection_broken_while_streaming_a_layer(registry, pushed, docker_config):
+    image = fetch(f"{registry.host}/test/app:1", client=RegistryClient(registry.host, transport=BreakingTransport()))
+    with pytest.raises(RegistryError, match=r"Reading layer 1 .* from registry .* failed: Connection broken"):
+        layer_digests(image)
