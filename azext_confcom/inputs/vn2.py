@@ -415,31 +415,47 @@ def _pod_node(node: yaml.Node) -> Optional[yaml.Node]:
 
 
 def _edit_text(text: str, position: int, policy: str) -> Optional[str]:
-    """``text`` with the annotation written in place, or None when the layout is too unusual."""
+    """``text`` with the annotation written in place, or None when the layout is too unusual.
+
+    Walks pod -> metadata -> annotations -> policy key through the node tree; the first missing
+    level is added as the first entry of its parent mapping (block or flow style), an empty level
+    (``annotations:`` / ``{}``) is replaced, an existing policy value is swapped.
+    """
     newline = "\r\n" if "\r\n" in text else "\n"
     nodes = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
-    pod = _pod_node(nodes[position]) if position < len(nodes) else None
-    if pod is None or pod.flow_style:
+    node = _pod_node(nodes[position]) if position < len(nodes) else None
+    keys = ["metadata", "annotations", POLICY_ANNOTATION]
+    for depth, key in enumerate(keys):
+        child = _child(node, key)
+        if child is None:
+            return _add_first_entry(text, node, keys[depth:], policy, newline)
+        if depth == len(keys) - 1:
+            return _replace_node(text, child, policy)
+        if _is_empty(child):
+            return _replace_node(text, child, _flow(keys[depth + 1:], policy))
+        node = child
+    return None
+
+
+def _flow(keys: list[str], value: str) -> str:
+    """``{a: {b: value}}`` for keys [a, b]."""
+    inner = _flow(keys[1:], value) if len(keys) > 1 else value
+    return f"{{{keys[0]}: {inner}}}"
+
+
+def _add_first_entry(text: str, mapping: Optional[yaml.Node], keys: list[str], value: str,
+                     newline: str) -> Optional[str]:
+    """Add ``keys[0]: ...`` (nested down to ``value``) as the first entry of ``mapping``."""
+    if not isinstance(mapping, yaml.MappingNode) or not mapping.value:
         return None
-    entry = f"{POLICY_ANNOTATION}: {policy}"
-    metadata = _child(pod, "metadata")
-    if metadata is None:
-        return _insert_before_first_key(text, pod, ["metadata:", "  annotations:", f"    {entry}"], newline)
-    if _is_empty(metadata):
-        return _replace_node(text, metadata, f"{{annotations: {{{entry}}}}}")
-    if not isinstance(metadata, yaml.MappingNode) or metadata.flow_style:
-        return None
-    annotations = _child(metadata, "annotations")
-    if annotations is None:
-        return _insert_before_first_key(text, metadata, ["annotations:", f"  {entry}"], newline)
-    if _is_empty(annotations):
-        return _replace_node(text, annotations, f"{{{entry}}}")
-    if not isinstance(annotations, yaml.MappingNode) or annotations.flow_style:
-        return None
-    current = _child(annotations, POLICY_ANNOTATION)
-    if current is None:
-        return _insert_before_first_key(text, annotations, [entry], newline)
-    return _replace_node(text, current, policy)
+    if mapping.flow_style:
+        brace = mapping.start_mark.index
+        if text[brace:brace + 1] != "{":
+            return None
+        return text[:brace + 1] + _flow(keys, value)[1:-1] + ", " + text[brace + 1:]
+    lines = [f"{'  ' * depth}{key}:" for depth, key in enumerate(keys[:-1])]
+    lines.append(f"{'  ' * (len(keys) - 1)}{keys[-1]}: {value}")
+    return _insert_before_first_key(text, mapping, lines, newline)
 
 
 def _is_empty(node: yaml.Node) -> bool:
@@ -454,10 +470,8 @@ def _replace_node(text: str, node: yaml.Node, replacement: str) -> str:
     return text[:start] + replacement + text[end:]
 
 
-def _insert_before_first_key(text: str, mapping: yaml.MappingNode, lines: list[str], newline: str) -> Optional[str]:
-    """Insert ``lines`` (relative indentation) as the first entries of a block mapping."""
-    if not mapping.value:
-        return None
+def _insert_before_first_key(text: str, mapping: yaml.MappingNode, lines: list[str], newline: str) -> str:
+    """Insert ``lines`` (relative indentation) as the first entries of a non-empty block mapping."""
     first_key = mapping.value[0][0]
     index, column = first_key.start_mark.index, first_key.start_mark.column
     indent = " " * column

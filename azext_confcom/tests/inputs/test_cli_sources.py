@@ -168,3 +168,31 @@ def test_input_debug_mode_adds_the_debug_shells(az, tmp_path, image_tar):
     path.write_text(json.dumps({"containers": [{"name": "web", "properties": {"image": IMAGE}}]}))
     rego = policy_text(ok(az(*ACI, "-i", str(path), "--tar", str(image_tar), "--outraw", "--debug-mode")).stdout)
     assert [p["command"] for p in user_container(rego)["exec_processes"]] == [["/bin/sh"], ["/bin/bash"]]
+
+
+def test_virtual_node_yaml_with_two_workloads_gets_two_policies(az, tmp_path, image_tar):
+    path = tmp_path / "pods.yaml"
+    path.write_text(textwrap.dedent(f"""\
+        kind: Pod
+        metadata: {{name: one}}
+        spec: {{containers: [{{name: a, image: "{IMAGE}"}}]}}
+        ---
+        # second workload
+        kind: Deployment
+        metadata:
+          name: two
+        spec:
+          template:
+            metadata:
+              labels: {{app: two}}
+            spec:
+              containers:
+              - {{name: b, image: "{IMAGE}", args: [--two]}}
+        """))
+    result = ok(az(*ACI, "--virtual-node-yaml", str(path), "--tar", str(image_tar)))
+    one, two = yaml.safe_load_all(path.read_text())
+    policies = [base64.b64decode(one["metadata"]["annotations"][POLICY_ANNOTATION]).decode(),
+                base64.b64decode(two["spec"]["template"]["metadata"]["annotations"][POLICY_ANNOTATION]).decode()]
+    assert result.stdout == "".join(hashlib.sha256(p.encode()).hexdigest() + "\n" for p in policies)
+    assert [user_container(p)["name"] for p in policies] == ["a", "b"]
+    assert "# second workload\n" in path.read_text()

@@ -204,3 +204,35 @@ def test_file_written_by_the_reference_is_updated_in_place(tmp_path):
     before = path.read_text()
     assert inject_policy(str(path), 0, POLICY, ask=lambda q: "y")
     assert path.read_text() == before.replace(old, POLICY)
+
+
+def test_flow_style_metadata_gets_the_annotation_in_place(tmp_path):
+    path = write(tmp_path, "# keep\nkind: Pod\nmetadata: {name: p}   # flow\nspec: {containers: [{name: a, image: i}]}\n")
+    assert inject_policy(str(path), 0, POLICY, ask=never_asked)
+    assert path.read_text() == (f"# keep\nkind: Pod\nmetadata: {{annotations: {{{POLICY_ANNOTATION}: {POLICY}}}, "
+                                "name: p}   # flow\nspec: {containers: [{name: a, image: i}]}\n")
+
+
+def test_aliased_metadata_is_annotated_where_its_anchor_is(tmp_path):
+    path = write(tmp_path, """\
+        x-common: &meta {name: p}   # shared
+        kind: Pod
+        metadata: *meta
+        spec: {containers: [{name: a, image: i}]}
+        """)
+    assert inject_policy(str(path), 0, POLICY, ask=never_asked)
+    document = yaml.safe_load(path.read_text())
+    assert document["metadata"] == {"name": "p", "annotations": {POLICY_ANNOTATION: POLICY}}
+    assert document["metadata"] is document["x-common"]
+
+
+def test_layout_that_cannot_be_edited_in_place_is_rewritten(tmp_path, monkeypatch):
+    """If the in-place edit does not parse back to exactly the intended documents, the documents
+    are re-dumped (key order kept, comments lost) rather than written wrong."""
+    from azext_confcom.inputs import vn2
+
+    path = write(tmp_path, "kind: Pod   # c\nmetadata: {name: p}\nspec: {containers: [{name: a, image: i}]}\n")
+    monkeypatch.setattr(vn2, "_edit_text", lambda text, position, policy: text.replace("name: p", "name: q"))
+    assert inject_policy(str(path), 0, POLICY, ask=never_asked)
+    assert path.read_text() == (f"kind: Pod\nmetadata:\n  name: p\n  annotations:\n    {POLICY_ANNOTATION}: {POLICY}\n"
+                                "spec:\n  containers:\n  - name: a\n    image: i\n")
