@@ -27,7 +27,10 @@ class DataReader(Protocol):
     def readinto(self, buffer: memoryview | bytearray) -> int:
         """Fill ``buffer`` with the next bytes of the entry's (sparse-expanded) data; 0 at end.
 
-        The buffer is filled completely unless the entry's data ends first.
+        The buffer is filled completely unless the entry's data ends first. Errors Go reports
+        while reading (truncated data, sparse data that does not match its map) are raised
+        here, so a consumer that mirrors tar2ext4's ``io.Copy`` calls this at least once for
+        every file it creates, even an empty one.
         """
 
 
