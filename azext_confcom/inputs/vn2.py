@@ -9,9 +9,10 @@ the command, exactly the ContainerSpec semantics.
 Writing: the base64 policy becomes the pod (or pod template) annotation
 ``microsoft.containerinstance.virtualnode.ccepolicy``. The reference re-dumps the whole file with
 PyYAML, which drops comments and re-sorts keys; we instead edit the text where the annotation
-goes (using PyYAML's node positions), re-parse the result and check that it means exactly the
-original documents plus the annotation. Only if that check fails (an exotic layout) do we fall
-back to re-dumping (key order kept, comments lost). Either way the file is replaced atomically.
+goes (using PyYAML's node positions; block and flow style), re-parse the result and check that it
+means exactly the original documents plus the annotation. Only if that check fails (an exotic
+layout, e.g. an aliased metadata mapping) do we fall back to re-dumping, with a warning (key order
+kept, comments lost). Either way the file is replaced atomically (temp file + rename).
 """
 
 from __future__ import annotations
@@ -328,6 +329,9 @@ def _resource_value(container: dict, ref: dict) -> Optional[str]:
 
 # ------------------------------------------------------------------------------- existing policies
 
+_INJECT_FIRST = "Generate and inject a policy first (az confcom acipolicygen --virtual-node-yaml <file>)."
+
+
 def existing_policies(path: str) -> list[tuple[Optional[str], str]]:
     """``(pod name, stored base64 policy)`` per pod-like document (``--print-existing-policy``)."""
     found = []
@@ -346,9 +350,6 @@ def existing_policies(path: str) -> list[tuple[Optional[str], str]]:
     return found
 
 
-_INJECT_FIRST = "Generate and inject a policy first (az confcom acipolicygen --virtual-node-yaml <file>)."
-
-
 # ------------------------------------------------------------------------------- injection
 
 def inject_policy(path: str, index: int, policy: str, *, ask: Ask = input) -> bool:
@@ -364,6 +365,9 @@ def inject_policy(path: str, index: int, policy: str, *, ask: Ask = input) -> bo
         raise UserInputError(f"File not found at path: {path}", hint="Check that the YAML file exists.") from None
     documents = parse_documents(text)
     positions = [i for i, d in enumerate(documents) if isinstance(d, dict) and d.get("kind") in POD_KINDS]
+    if index >= len(positions):
+        raise UserInputError(f"{path} changed while the policy was generated: it has no workload number {index + 1}",
+                             hint="Run the command again.")
     position = positions[index]
     pod = pod_template(documents[position])
 
@@ -382,7 +386,8 @@ def inject_policy(path: str, index: int, policy: str, *, ask: Ask = input) -> bo
     _set_annotation(pod_template(expected[position]), policy)
     new_text = _edit_text(text, position, policy)
     if new_text is None or parse_documents(new_text) != expected:
-        logger.info("Could not insert the policy annotation in place; rewriting the YAML (comments are lost)")
+        logger.warning("Could not add the policy annotation to %s in place; the YAML is rewritten "
+                       "(same content and key order, comments are lost)", path)
         new_text = yaml.safe_dump_all(expected, sort_keys=False, default_flow_style=False)
     write_atomically(file, new_text)
     return True
