@@ -117,7 +117,7 @@ def _container(container: Any, scenario: str, workload_identity: bool) -> Contai
     spec.mounts = _mounts(properties)
     if ci_get(properties, "configMap"):
         spec.mounts.append(MountSpec(destination="/mnt/configmap", mount_type="emptyDir"))
-    if scenario == "vn2" and ci_get(security_context, "privileged"):
+    if scenario == "vn2" and spec.privileged:
         spec.mounts += platform_defaults.privileged_vn2_mounts()
 
     spec.env_rules = platform_defaults.workload_identity_env_rules() if workload_identity else []
