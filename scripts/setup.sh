@@ -45,7 +45,8 @@ cfg.read("setup.cfg")
 print(" ".join(line.strip() for line in cfg["options"]["install_requires"].splitlines() if line.strip()))
 PY
 )"
-REQS="azure-cli pytest build wheel setuptools packaging $DEPS"
+# azure-cli pinned: the in-process test harness uses its command-loader internals
+REQS="azure-cli==2.91.0 pytest build wheel setuptools packaging $DEPS"
 STAMP="$VENV/.confcom-requirements"
 if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$REQS" ] || [ ! -x "$VENV/bin/az" ]; then
     say "installing Python packages into $VENV (azure-cli takes a minute)"

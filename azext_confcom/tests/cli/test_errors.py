@@ -146,3 +146,36 @@ def test_infrastructure_svn_must_be_a_version(az, tmp_path, image_tar, svn):
     path = write_template(tmp_path / "t.json", arm_template([container()]))
     _assert_failed(_run_untouched(az, path, "--tar", str(image_tar), "--infrastructure-svn", svn),
                    f"--infrastructure-svn '{svn}' is not a version number", exact=True)
+
+
+# Template mistakes the ARM reader reports (reference texts, arm-template.md §2-§6): each is
+# (container properties to merge, group properties to merge, start of the error message).
+_TEMPLATE_MISTAKES = [
+    ({"image": "[parameters('nope')]"}, {}, 'Field "nope" not found in ["parameters"]'),
+    ({"command": "/bin/sh -c true"}, {}, 'Field ["containers"]["command"] must be list of Strings.'),
+    ({"environmentVariables": [{"value": "x"}]}, {}, "Environment variable with value: x is missing a name"),
+    ({"environmentVariables": [{"name": "X"}]}, {},
+     "Environment variable X does not have a value. Please check the template file."),
+    ({"volumeMounts": {"name": "v"}}, {}, 'Parameter ["volumeMounts"] must be a list'),
+    ({"volumeMounts": [{"name": "data", "mountPath": "/data"}]}, {"volumes": []},
+     'Volume ["data"] not found in volume declarations'),
+    ({}, {"volumes": {"name": "data"}}, 'Parameter ["volumes"] must be a list'),
+    ({"livenessProbe": {"exec": {"command": []}}}, {}, "Probes must have a 'command' declaration"),
+    ({"securityContext": {"privileged": 3}}, {}, '["privileged"] can only be a boolean or string value.'),
+    ({"securityContext": {"runAsUser": "root"}}, {},
+     'Field ["containers"]["securityContext"]["runAsUser"] can only be an integer value.'),
+    ({"securityContext": {"capabilities": {"add": "CAP_SYS_TIME"}}}, {}, '["add"] can only be a list.'),
+]
+
+
+@pytest.mark.parametrize("container_props, group_props, message", _TEMPLATE_MISTAKES)
+def test_template_mistakes(az, tmp_path, image_tar, container_props, group_props, message):
+    template = arm_template([container(**container_props)])
+    template["resources"][0]["properties"].update(group_props)
+    path = write_template(tmp_path / "t.json", template)
+    result = _run_untouched(az, path, "--tar", str(image_tar))
+    assert result.exit_code == 1
+    assert "Traceback" not in result.stderr
+    error = next(l for l in result.stderr.splitlines() if l.startswith("ERROR: "))
+    assert message in error, error
+    assert result.stdout == ""
