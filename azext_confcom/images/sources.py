@@ -61,7 +61,10 @@ def open_image(ref: str | ImageReference, *, tar: TarSource | None = None, platf
         raise ImageError(f"{ref} is not found in the given tar files, and no other source is allowed.",
                          hint="Add the image to the --tar mapping, or allow the Docker daemon or registry.")
     try:
-        return fetch_image(ref, platform, credentials=credentials, client=registry_client)
+        image = fetch_image(ref, platform, credentials=credentials, client=registry_client)
+        if tried:
+            notes.append(f"{tried}; fetched it directly from registry {ref.registry}")
+        return image
     except ImageError as exc:
         if not tried:
             raise

@@ -208,3 +208,17 @@ def test_layers_stream_in_bounded_memory(tmp_path):
         tracemalloc.stop()
     assert peak < 8 << 20
     assert set(os.listdir(tmp_path)) == before
+
+
+@pytest.mark.parametrize("target, ok", [("{first}", True), ("../{first}", False)])
+def test_hardlinked_layer(tmp_path, good, target, ok):
+    """A layer stored as a hard link to another member is read through it, if it stays inside."""
+    layers = json.loads(dict((i.name, d) for i, d in good[1])["manifest.json"])[0]["Layers"]
+    members = [(i, d) for i, d in good[1] if i.name != layers[1]]
+    members.append(member(layers[1], kind=tarfile.LNKTYPE, linkname=target.format(first=layers[0])))
+    path = write_members(tmp_path / "linked.tar", members)
+    if ok:   # the link makes layer 2 a copy of layer 1, so its diff_id no longer matches
+        with pytest.raises(DigestMismatchError, match="layer 2"):
+            layer_digests(load(path))
+    else:
+        expect_archive_error(path, "outside the archive")

@@ -109,8 +109,12 @@ def test_no_daemon_without_registry_fallback(no_daemon):
 def test_no_daemon_goes_to_the_registry_directly(registry, no_daemon, tmp_path):
     built = write_docker_save(tmp_path / "direct.tar", [spec("test/direct:1", "direct")])[0]
     registry.push(f"docker-archive:{tmp_path / 'direct.tar'}", "test/direct:1")
-    image = open_image(f"{registry.host}/test/direct:1")
+    notes: list[str] = []
+    image = open_image(f"{registry.host}/test/direct:1", notes=notes)
     assert image.source == "registry"
+    assert len(notes) == 1 and notes[0].startswith(f"{registry.host}/test/direct:1 is not found in tar file and "
+                                                   "Docker is not running (Cannot connect to the Docker daemon")
+    assert notes[0].endswith(f"; fetched it directly from registry {registry.host}")
     assert layer_digests(image) == built.diff_ids
 
 
