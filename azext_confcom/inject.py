@@ -35,8 +35,11 @@ def dump_template(template: dict) -> str:
 
 
 def write_atomically(path: Path, text: str) -> None:
-    """Replace *path* with *text*: same directory temp file, fsync, rename; keeps the file mode."""
-    path = Path(path)
+    """Replace *path* with *text*: same directory temp file, fsync, rename; keeps the file mode.
+
+    A symlinked template stays a symlink: its target is what gets replaced.
+    """
+    path = Path(os.path.realpath(path))
     mode = path.stat().st_mode & 0o7777 if path.exists() else None
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:

@@ -51,7 +51,10 @@ STAMP="$VENV/.confcom-requirements"
 if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$REQS" ] || [ ! -x "$VENV/bin/az" ]; then
     say "installing Python packages into $VENV (azure-cli takes a minute)"
     # shellcheck disable=SC2086
-    "$VENV/bin/python" -m pip install -q --disable-pip-version-check $REQS
+    if ! "$VENV/bin/python" -m pip install -q --disable-pip-version-check $REQS >"$VENV/pip-install.log" 2>&1; then
+        cat "$VENV/pip-install.log" >&2
+        exit 1
+    fi
     echo "$REQS" > "$STAMP"
 fi
 

@@ -91,6 +91,14 @@ def test_rewrite_is_atomic_and_keeps_the_file_mode(az, tmp_path, image_tar):
     assert not text.endswith("\n") and text.startswith('{\n  "$schema"')
 
 
+def test_symlinked_template_stays_a_symlink(az, tmp_path, image_tar):
+    real = write_template(tmp_path / "real.json", arm_template([container()]))
+    link = tmp_path / "link.json"
+    link.symlink_to(real)
+    assert _generate(az, link, image_tar).exit_code == 0
+    assert link.is_symlink() and stored_policy(real)
+
+
 def test_existing_policy_is_kept_when_the_user_says_no(az, tmp_path, image_tar):
     path = write_template(tmp_path / "t.json", arm_template([container()], cce_policy="b2xk"))
     before = path.read_bytes()
