@@ -2,8 +2,8 @@
 
 Everything fetched is verified against the digest that names it; blobs are streamed. HTTP
 goes through a ``Transport`` with one method, so tests can put a faulty one in front of a real
-local registry. Loopback registries are spoken to over plain HTTP (as docker does), every
-other registry over HTTPS.
+local registry. Registries are spoken to over HTTPS; a loopback registry that does not speak
+TLS is retried over plain HTTP (docker treats 127.0.0.0/8 as an insecure registry).
 """
 
 from __future__ import annotations
@@ -73,13 +73,18 @@ class RegistryClient:
     def __init__(self, registry: str, *, credentials: Credentials | None = None,
                  transport: Transport | None = None, attempts: int = 4, backoff: float = 0.25) -> None:
         self.registry = registry
-        host = "registry-1.docker.io" if registry == DOCKER_HUB else registry
-        self.base_url = f"{'http' if _is_loopback(registry) else 'https'}://{host}"
+        self._host = "registry-1.docker.io" if registry == DOCKER_HUB else registry
+        self.scheme = "https"
+        self._plain_http_allowed = _is_loopback(registry)   # docker's rule for insecure registries
         self._credentials, self._looked_up = credentials, credentials is not None
         self.transport = transport or Transport()
         self.attempts, self.backoff = attempts, backoff
         self._auth: dict[str, str] = {}     # scope -> Authorization header value
         self._lock = threading.Lock()
+
+    @property
+    def base_url(self) -> str:
+        return f"{self.scheme}://{self._host}"
 
     @property
     def credentials(self) -> Credentials | None:
@@ -95,6 +100,8 @@ class RegistryClient:
         for attempt in range(1, self.attempts + 1):
             try:
                 response = self.transport.send(method, url, headers=headers, stream=stream, data=data)
+            except requests.exceptions.SSLError:
+                raise
             except requests.exceptions.ConnectionError as exc:
                 if "refused" in str(exc).lower() or attempt == self.attempts:
                     raise RegistryError(
@@ -117,13 +124,12 @@ class RegistryClient:
     def request(self, method: str, path: str, *, repository: str, what: str, accept: str | None = None,
                 stream: bool = False) -> requests.Response:
         """A request to ``/v2/<path>`` for ``what`` (named in errors), answering one 401 challenge."""
-        url = f"{self.base_url}/v2/{path}"
         scope = f"repository:{repository}:pull"
         headers = {"Accept": accept} if accept else {}
         for answered_challenge in (False, True):
             if scope in self._auth:
                 headers["Authorization"] = self._auth[scope]
-            response = self._send(method, url, headers, stream)
+            response, url = self._send_v2(method, path, headers, stream)
             if response.status_code != 401 or answered_challenge:
                 break
             response.close()
@@ -132,6 +138,20 @@ class RegistryClient:
             return response
         response.close()
         raise self._error(response, url, repository, what)
+
+    def _send_v2(self, method: str, path: str, headers: dict[str, str], stream: bool
+                 ) -> tuple[requests.Response, str]:
+        """Send to ``/v2/<path>``: HTTPS, falling back to plain HTTP for loopback registries."""
+        url = f"{self.base_url}/v2/{path}"
+        try:
+            return self._send(method, url, headers, stream), url
+        except requests.exceptions.SSLError as exc:
+            if "CERTIFICATE_VERIFY_FAILED" not in str(exc) and self.scheme == "https" and self._plain_http_allowed:
+                self.scheme = "http"     # a plain-HTTP registry on this machine, as docker allows
+                return self._send_v2(method, path, headers, stream)
+            raise RegistryError(f"TLS with registry {self.registry} ({url}) failed: {exc}.",
+                                hint="If the registry's certificate comes from a private CA, point "
+                                     "REQUESTS_CA_BUNDLE at that CA's certificate file.") from exc
 
     def _answer(self, challenge: Challenge, scope: str, url: str) -> None:
         """Turn a 401 challenge into an Authorization header for ``scope``."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import datetime
+import ipaddress
 import json
 import shutil
 import socket
@@ -89,6 +90,7 @@ class Registry:
     storage: Path
     credentials: tuple[str, str] | None = None
     token_server: "TokenServer | None" = None
+    ca_file: Path | None = None
 
     def push(self, source: str, target: str, *, format: str | None = None, all_platforms: bool = False) -> None:
         """``skopeo copy`` ``source`` (e.g. ``docker-archive:/x.tar:test/a:1``) to ``<host>/<target>``.
@@ -114,8 +116,8 @@ class Registry:
         return self.storage / "docker/registry/v2/blobs" / algo / hexpart[:2] / hexpart / "data"
 
 
-def _start_registry(workdir: Path, credentials: tuple[str, str] | None,
-                    auth: str = "") -> tuple[Service, Registry]:
+def _start_registry(workdir: Path, credentials: tuple[str, str] | None, auth: str = "", http_extra: str = "",
+                    scheme: str = "http", ca_file: Path | None = None) -> tuple[Service, Registry]:
     """Start docker-registry; ``credentials`` alone mean htpasswd basic auth, ``auth`` overrides."""
     binary = require("docker-registry")
     port = free_port()
@@ -128,10 +130,11 @@ def _start_registry(workdir: Path, credentials: tuple[str, str] | None,
         "version: 0.1\nlog: {level: warn}\n"
         f"storage:\n  filesystem: {{rootdirectory: {workdir / 'data'}}}\n"
         "  delete: {enabled: true}\n  maintenance: {uploadpurging: {enabled: false}}\n"
-        f"http:\n  addr: 127.0.0.1:{port}\n  secret: confcom-test-secret\n" + auth)
+        f"http:\n  addr: 127.0.0.1:{port}\n  secret: confcom-test-secret\n" + http_extra + auth)
     service = Service([binary, "serve", str(workdir / "config.yml")], workdir, "docker-registry")
-    url = f"http://127.0.0.1:{port}/v2/"
-    service.wait_until(lambda: requests.get(url, timeout=1).status_code in (200, 401))
+    url = f"{scheme}://127.0.0.1:{port}/v2/"
+    service.wait_until(lambda: requests.get(url, timeout=1, verify=str(ca_file) if ca_file else True
+                                            ).status_code in (200, 401))
     return service, Registry(f"127.0.0.1:{port}", workdir / "data", credentials)
 
 
@@ -197,7 +200,39 @@ def dockerd():
     shutil.rmtree(workdir, ignore_errors=True)
 
 
-# -- a registry with token (Bearer) auth -------------------------------------------------------
+# -- TLS and token (Bearer) auth ---------------------------------------------------------------
+
+def self_signed(workdir: Path, stem: str, common_name: str, ip: str | None = None):
+    """An EC key and a self-signed CA certificate (for ``ip`` if given); writes ``<stem>-cert.pem``/``-key.pem``."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    builder = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+               .public_key(key.public_key()).serial_number(x509.random_serial_number())
+               .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=1))
+               .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True))
+    if ip:
+        builder = builder.add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(ip))]),
+                                        critical=False)
+    cert = builder.sign(key, hashes.SHA256())
+    cert_file = workdir / f"{stem}-cert.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (workdir / f"{stem}-key.pem").write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    return key, cert, cert_file
+
+
+@pytest.fixture(scope="session")
+def tls_registry(tmp_path_factory):
+    """An anonymous docker-registry speaking HTTPS on 127.0.0.1; ``.ca_file`` is its certificate."""
+    workdir = tmp_path_factory.mktemp("tls-registry")
+    _, _, cert_file = self_signed(workdir, "tls", "127.0.0.1", ip="127.0.0.1")
+    tls = f"  tls:\n    certificate: {cert_file}\n    key: {workdir / 'tls-key.pem'}\n"
+    service, reg = _start_registry(workdir, None, http_extra=tls, scheme="https", ca_file=cert_file)
+    reg.ca_file = cert_file
+    yield reg
+    service.stop()
+
 
 def _b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
@@ -214,23 +249,12 @@ class TokenServer:
     SERVICE, ISSUER, REFRESH_TOKEN = "confcom-registry", "confcom-token-issuer", "confcom-refresh-token"
 
     def __init__(self, workdir: Path) -> None:
-
-        self.key = ec.generate_private_key(ec.SECP256R1())
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "confcom test token issuer")])
-        now = datetime.datetime.now(datetime.timezone.utc)
-        cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-                .public_key(self.key.public_key()).serial_number(x509.random_serial_number())
-                .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=1))
-                .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-                .sign(self.key, hashes.SHA256()))
-        self.cert_file = workdir / "token-cert.pem"
-        self.cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        self.key, cert, self.cert_file = self_signed(workdir, "token", "confcom test token issuer")
         self.x5c = base64.b64encode(cert.public_bytes(serialization.Encoding.DER)).decode()
         self.requests: list[dict] = []
         self._serve()
 
     def token(self, scope: str, subject: str) -> str:
-
         access = []
         for item in filter(None, scope.split(" ")):
             kind, name, actions = item.split(":", 2)

@@ -187,10 +187,11 @@ class FlakyTransport(Transport):
 
     def __init__(self, failures: int) -> None:
         super().__init__()
-        self.failures, self.sent = failures, 0
+        self.failures, self.sent, self.urls = failures, 0, []
 
     def send(self, method, url, **kwargs):
         self.sent += 1
+        self.urls.append(url)
         if self.sent <= self.failures:
             response = requests.Response()
             response.status_code, response.reason, response._content = 503, "Service Unavailable", b"{}"
@@ -204,7 +205,10 @@ def test_retries_on_5xx_then_succeeds(registry, pushed, docker_config):
     client = RegistryClient(registry.host, transport=transport, backoff=0.01)
     image = fetch(f"{registry.host}/test/app:1", client=client)
     assert image.config == pushed["app"].config
-    assert transport.sent == 2 + 2          # two refusals, then manifest and config
+    # two 503s, (a TLS attempt at this plain-HTTP registry,) then manifest and config
+    assert [url.split("/v2/")[1] for url in transport.urls[-2:]] == [
+        "test/app/manifests/1", f"test/app/blobs/{pushed['app'].config_digest}"]
+    assert transport.sent == len(transport.urls) <= 5
 
 
 def test_gives_up_after_bounded_retries(registry, docker_config):
@@ -243,3 +247,23 @@ def test_connection_broken_while_streaming_a_layer(registry, pushed, docker_conf
     image = fetch(f"{registry.host}/test/app:1", client=RegistryClient(registry.host, transport=BreakingTransport()))
     with pytest.raises(RegistryError, match=r"Reading layer 1 .* from registry .* failed: Connection broken"):
         layer_digests(image)
+
+
+def test_https_registry(tls_registry, pushed, docker_config, tmp_path, monkeypatch):
+    """A TLS registry is spoken to over HTTPS, with the CA from REQUESTS_CA_BUNDLE; untrusted -> clear error."""
+    write_docker_save(tmp_path / "tls.tar", [app_spec("test/tls:1", "tls")])
+    tls_registry.push(f"docker-archive:{tmp_path / 'tls.tar'}", "test/tls:1")
+    with pytest.raises(RegistryError, match="TLS with registry .* failed: .*CERTIFICATE_VERIFY_FAILED") as info:
+        fetch(f"{tls_registry.host}/test/tls:1")
+    assert "REQUESTS_CA_BUNDLE" in info.value.hint
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tls_registry.ca_file))
+    client = RegistryClient(tls_registry.host)
+    image = fetch(f"{tls_registry.host}/test/tls:1", client=client)
+    assert client.scheme == "https"
+    assert layer_digests(image) == [layer.diff_id for layer in image.layers]
+
+
+def test_plain_http_fallback_for_loopback(registry, pushed, docker_config):
+    client = RegistryClient(registry.host)
+    fetch(f"{registry.host}/test/app:1", client=client)
+    assert client.scheme == "http"
