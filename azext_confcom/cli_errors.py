@@ -41,8 +41,7 @@ def raise_for_cli(ex: Exception):
     az_error = to_azcli_error(ex)
     if ex.exit_code == 1:
         raise az_error from ex
-    try:
-        raise az_error from ex
-    except azclierror.AzCLIError:
-        az_error.print_error()       # inside the except block so --debug shows the traceback
+    # called from azure-cli's ``except`` block, so --debug still logs the original traceback
+    az_error.print_error()
+    az_error.send_telemetry()
     sys.exit(ex.exit_code)

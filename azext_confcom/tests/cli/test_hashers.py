@@ -50,3 +50,12 @@ def test_failing_hasher_exit_code_and_message(az, image_tar, tmp_path, monkeypat
     assert "ERROR: " in result.stderr and "Traceback" not in result.stderr
     assert result.stdout == ""
     assert path.read_bytes() == before
+
+
+def test_failing_hasher_traceback_only_with_debug(az, image_tar, tmp_path, monkeypatch):
+    script = _fake_hasher(tmp_path, 'echo "layer 0 is broken" >&2\nexit 3\n')
+    monkeypatch.setenv("CONFCOM_DMVERITY_VHD", str(script))
+    path = write_template(tmp_path / "t.json", arm_template([container()]))
+    result = az(*ACI, "-a", str(path), "--tar", str(image_tar), "--debug")
+    assert result.exit_code == 3
+    assert "Traceback" in result.stderr and "HashingError" in result.stderr
