@@ -72,7 +72,8 @@ class VerifiedLayer(io.RawIOBase):
 
     ``blob`` must offer ``read`` and ``readinto``. ``blob_digest`` is the stored blob's digest (skipped when ``None``, e.g. a legacy
     ``docker save`` layer whose only known digest is the diff_id); ``diff_id`` is the
-    digest of the uncompressed tar. gzip (single or multi-member) is detected by its magic.
+    digest of the uncompressed tar. gzip (single or multi-member) and zstd (with the optional
+    ``zstandard`` package) are detected by their magic; anything else is a plain tar.
     """
 
     def __init__(self, blob: io.RawIOBase, *, diff_id: str | None, blob_digest: str | None, what: str) -> None:
@@ -82,6 +83,7 @@ class VerifiedLayer(io.RawIOBase):
         self._blob_hash = hasher_for(blob_digest, what) if blob_digest else None
         self._diff_hash = hasher_for(diff_id, what) if diff_id else None
         self._inflate: zlib._Decompress | None = None
+        self._zstd = None                # a zstandard stream reader for zstd blobs
         self._compressed = b""        # gzip input not yet inflated
         self._ready = memoryview(b"")  # output not yet handed out
         self._started = self._finished = False
@@ -105,9 +107,8 @@ class VerifiedLayer(io.RawIOBase):
             head += more
         self._started = True
         if head.startswith(_ZSTD_MAGIC):
-            raise ArchiveError(f"{self._what} is zstd-compressed, which is not supported yet.",
-                               hint="Re-export the image with gzip or uncompressed layers.")
-        if head.startswith(_GZIP_MAGIC):
+            self._zstd = _zstd_reader(_Prefixed(head, self._read_blob), self._what)
+        elif head.startswith(_GZIP_MAGIC):
             self._inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
             self._compressed = head
         else:
@@ -131,6 +132,12 @@ class VerifiedLayer(io.RawIOBase):
                 return n
             if self._finished:
                 return 0
+            if self._zstd is not None:
+                n = self._read_zstd(view)
+                if n:
+                    return n
+                self._finish()
+                continue
             if self._inflate is None:
                 n = self._blob.readinto(view)
                 if n:
@@ -168,6 +175,17 @@ class VerifiedLayer(io.RawIOBase):
             self._member_done = False
         return out
 
+    def _read_zstd(self, view: memoryview) -> int:
+        try:
+            n = self._zstd.readinto(view)
+        except _zstd_errors() as exc:
+            self._check_blob_digest(drain=True)
+            raise ArchiveError(f"{self._what} is not a valid zstd stream: {exc}.",
+                               hint="The layer blob is corrupt; export or pull the image again.") from exc
+        if n and self._diff_hash:
+            self._diff_hash.update(view[:n])
+        return n
+
     def _check_blob_digest(self, drain: bool = False) -> None:
         if self._blob_hash is None:
             return
@@ -197,6 +215,34 @@ class VerifiedLayer(io.RawIOBase):
         if not self.closed:
             self._blob.close()
         super().close()
+
+
+class _Prefixed:
+    """``read`` over bytes already taken from a stream, then the rest of it."""
+
+    def __init__(self, head: bytes, read) -> None:
+        self._head, self._read = head, read
+
+    def read(self, size: int = -1) -> bytes:
+        if self._head:
+            cut = len(self._head) if size < 0 else size
+            data, self._head = self._head[:cut], self._head[cut:]
+            return data
+        return self._read(size if size > 0 else CHUNK)
+
+
+def _zstd_reader(source: _Prefixed, what: str):
+    try:
+        import zstandard
+    except ImportError as exc:
+        raise ArchiveError(f"{what} is zstd-compressed, and the 'zstandard' package is not installed.",
+                           hint="pip install zstandard (or re-export the image with gzip layers).") from exc
+    return zstandard.ZstdDecompressor().stream_reader(source, read_size=CHUNK, read_across_frames=True)
+
+
+def _zstd_errors() -> tuple[type[Exception], ...]:
+    import zstandard
+    return (zstandard.ZstdError,)
 
 
 @contextlib.contextmanager

@@ -36,6 +36,7 @@ OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 OCI_LAYER = "application/vnd.oci.image.layer.v1.tar"
 OCI_LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
+OCI_LAYER_ZSTD = "application/vnd.oci.image.layer.v1.tar+zstd"
 
 
 @dataclass
@@ -85,6 +86,11 @@ def gzip_bytes(data: bytes) -> bytes:
     return out.getvalue()
 
 
+def zstd_bytes(data: bytes) -> bytes:
+    import zstandard
+    return zstandard.ZstdCompressor().compress(data)
+
+
 def sha256(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
@@ -105,10 +111,13 @@ class ImageSpec:
     variant: str | None = None
     #: gzip every layer blob (docker-save: ``layer.tar`` holds the gzip stream)
     gzip: bool = False
+    #: zstd-compress every layer blob instead (needs the ``zstandard`` package)
+    zstd: bool = False
 
     def build(self) -> "BuiltImage":
         raw = [layer if isinstance(layer, bytes) else layer_tar(layer) for layer in self.layers]
-        blobs = [gzip_bytes(r) if self.gzip else r for r in raw]
+        compress = zstd_bytes if self.zstd else gzip_bytes if self.gzip else bytes
+        blobs = [compress(r) for r in raw]
         doc = {"architecture": self.architecture, "os": self.os, "created": CREATED,
                "config": self.config,
                "rootfs": {"type": "layers", "diff_ids": [sha256(r) for r in raw]},
@@ -116,7 +125,7 @@ class ImageSpec:
         if self.variant:
             doc["variant"] = self.variant
         config_bytes = _json(doc)
-        layer_type = OCI_LAYER_GZIP if self.gzip else OCI_LAYER
+        layer_type = OCI_LAYER_ZSTD if self.zstd else OCI_LAYER_GZIP if self.gzip else OCI_LAYER
         manifest = {"schemaVersion": 2, "mediaType": OCI_MANIFEST,
                     "config": {"mediaType": OCI_CONFIG, "digest": sha256(config_bytes),
                                "size": len(config_bytes)},

@@ -13,7 +13,8 @@ import pytest
 
 from azext_confcom.errors import ArchiveError, DigestMismatchError, ImageError
 from azext_confcom.images import TarSource, open_image
-from azext_confcom.tests.imagebuild import File, ImageSpec, gzip_bytes, layer_tar, write_docker_save, write_oci
+from azext_confcom.tests.imagebuild import File, ImageSpec, gzip_bytes, layer_tar, write_docker_save, write_oci, \
+    zstd_bytes
 
 from .helpers import layer_digests
 
@@ -191,6 +192,25 @@ def test_multi_member_gzip_layer(tmp_path):
     members = [(i, two_members if i.name.endswith("layer.tar") else d) for i, d in members_of(tmp_path / "gz.tar")]
     image = load(write_members(tmp_path / "multi.tar", members))
     assert layer_digests(image) == [layer.diff_id for layer in image.layers]
+
+
+@pytest.mark.parametrize("damage", ["none", "flip", "cut"])
+def test_multi_frame_zstd_layer(tmp_path, damage):
+    """A zstd blob of two frames reads whole; a damaged one fails its digest."""
+    raw = layer_tar([File("a", os.urandom(20000)), File("b", b"b")])
+    blob = zstd_bytes(raw[:10240]) + zstd_bytes(raw[10240:])
+    if damage == "flip":
+        blob = blob[:100] + bytes([blob[100] ^ 1]) + blob[101:]
+    elif damage == "cut":
+        blob = blob[:-100]
+    write_docker_save(tmp_path / "z.tar", [ImageSpec(tags=[REF], layers=[raw])])
+    members = [(i, blob if i.name.endswith("layer.tar") else d) for i, d in members_of(tmp_path / "z.tar")]
+    image = load(write_members(tmp_path / "multi.tar", members))
+    if damage == "none":
+        assert layer_digests(image) == [layer.diff_id for layer in image.layers]
+    else:
+        with pytest.raises((DigestMismatchError, ArchiveError), match="layer 1"):
+            layer_digests(image)
 
 
 def test_layers_stream_in_bounded_memory(tmp_path):

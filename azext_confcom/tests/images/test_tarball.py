@@ -53,6 +53,16 @@ def test_each_layout_several_images_picked_by_tag(tmp_path, layout, gzip_layers)
         assert [layer.digest for layer in tar_only("test/tool:2", tar).layers] == built[1].blob_digests
 
 
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_zstd_layers(tmp_path, layout):
+    """zstd layers: the reference decompresses gzip and zstd."""
+    built = write_tar(tmp_path / "z.tar", [ImageSpec(tags=["test/zstd:1"], zstd=True,
+                                                     layers=[[File("a", bytes(range(256)) * 4000)], [File("b", b"b")]])],
+                      layout)[0]
+    image = tar_only("test/zstd:1", TarSource.from_option(tmp_path / "z.tar"))
+    assert layer_digests(image) == built.diff_ids
+
+
 def test_image_not_in_tar_falls_through(tmp_path):
     write_docker_save(tmp_path / "a.tar", app_images(False))
     tar = TarSource.from_option(tmp_path / "a.tar")
