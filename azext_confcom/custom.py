@@ -5,9 +5,10 @@ policy, --tar check, warnings, generation, then per policy: diff | inject | prin
 reference, every policy is generated before anything is written, so a failure for the second
 container group cannot leave the first one injected.
 
-Input sources are read by small per-source functions (``_groups_from_*``): the ARM template
-reader lives in ``azext_confcom.policy``; the other sources (``--input``, ``--image``,
-``--virtual-node-yaml``, ``--with-containers``) are read in ``azext_confcom.inputs``.
+Input sources are dispatched by ``_read_groups`` / ``_existing_policies`` / ``_policies``: the
+ARM template reader lives in ``azext_confcom.policy.arm``; the other sources (``--input``,
+``--image``, ``--virtual-node-yaml``, ``--with-containers``) are read in ``azext_confcom.inputs``.
+Images reach the generator through ``azext_confcom.image_access``.
 """
 
 from __future__ import annotations
