@@ -124,29 +124,7 @@ def policy_from_definitions(values: Iterable[Any], options: PolicyOptions, name:
     """The policy for ``--with-containers``: the given containers, plus what the generator puts
     around any container list (pause container, fragments, allow_* flags, stdio, omit-id).
 
-    Uses the generator's fragment and allow-flag rules directly (no image is opened, so no
-    progress bar is shown).
+    The containers come ready-made, so no image is opened and no progress bar is shown.
     """
     containers = policy_containers(values)
-    sidecars = [config.is_sidecar(c.get("id") or "") for c in containers]
-    pause = None if containers and all(sidecars) else config.pause_container()
-    if options.disable_stdio:
-        for container in containers + ([pause] if pause else []):
-            container["allow_stdio_access"] = False
-    if options.omit_id:
-        for container in containers:
-            identifier = container.pop("id", None)
-            if identifier is not None and container.get("name") == identifier:
-                del container["name"]
-    return Policy(
-        name=name,
-        containers=containers,
-        pause=pause,
-        fragments=generate._fragments(GroupSpec(name=name, containers=[]), options),  # pylint: disable=protected-access
-        api_version=config.PRERELEASE_API_VERSION if options.prerelease else config.DEFAULT_API_VERSION,
-        framework_version=(config.PRERELEASE_FRAMEWORK_VERSION if options.prerelease
-                           else config.DEFAULT_FRAMEWORK_VERSION),
-        allow=generate._allow_flags(options, containers),  # pylint: disable=protected-access
-        sidecar=bool(sidecars) and sidecars[0],
-        prerelease=options.prerelease,
-    )
+    return generate.assemble_policy(GroupSpec(name=name, containers=[]), containers, options)

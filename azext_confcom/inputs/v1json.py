@@ -26,7 +26,7 @@ from knack.log import get_logger
 
 from azext_confcom.errors import UserInputError
 from azext_confcom.inputs import platform_defaults
-from azext_confcom.inputs.execs import dedupe, probe_exec
+from azext_confcom.policy.execs import probe_exec
 from azext_confcom.inputs.fragment_imports import validate_fragment_imports
 from azext_confcom.policy import config
 from azext_confcom.policy.lookup import ci_get, parse_json, read_text
@@ -111,8 +111,8 @@ def _container(container: Any, scenario: str, workload_identity: bool) -> Contai
     spec.entrypoint = list(command) if command else None
     spec.working_dir = _working_dir(ci_get(properties, "workingDir"))
 
-    spec.exec_processes = dedupe(_exec_processes(properties) + probe_exec(properties, "readinessProbe")
-                                 + probe_exec(properties, "livenessProbe"))
+    spec.exec_processes = (_exec_processes(properties) + probe_exec(properties, "readinessProbe")
+                           + probe_exec(properties, "livenessProbe"))
 
     spec.mounts = _mounts(properties)
     if ci_get(properties, "configMap"):

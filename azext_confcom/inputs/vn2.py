@@ -30,7 +30,7 @@ from knack.log import get_logger
 from azext_confcom.errors import UserInputError
 from azext_confcom.inject import write_atomically
 from azext_confcom.inputs import platform_defaults
-from azext_confcom.inputs.execs import dedupe, hook_exec, probe_exec
+from azext_confcom.policy.execs import hook_exec, probe_exec
 from azext_confcom.policy.lookup import ci_get, read_text
 from azext_confcom.policy.security_context import security_fields
 from azext_confcom.policy.spec import ContainerSpec, EnvRule, GroupSpec, MountSpec
@@ -187,7 +187,7 @@ def _container(container: dict, volumes: list[dict], pod_security_context: dict,
         mounts += platform_defaults.privileged_vn2_mounts()
     spec.mounts = mounts
 
-    spec.exec_processes = dedupe(
+    spec.exec_processes = (
         probe_exec(container, "livenessProbe") + probe_exec(container, "readinessProbe")
         + probe_exec(container, "startupProbe") + hook_exec(container, "postStart")
         + hook_exec(container, "preStop"))

@@ -23,6 +23,7 @@ from typing import Any, Callable, Optional
 
 from azext_confcom.errors import UserInputError
 from azext_confcom.policy import config
+from azext_confcom.policy.execs import probe_exec
 from azext_confcom.policy.lookup import ci_get, load_json
 from azext_confcom.policy.security_context import security_fields
 from azext_confcom.policy.spec import ContainerSpec, EnvRule, ExecProcess, GroupSpec, MountSpec
@@ -263,14 +264,5 @@ def _mounts(properties: dict, volumes: list, scope: Scope) -> list[MountSpec]:
 
 
 def _probes(properties: dict, scope: Scope) -> list[ExecProcess]:
-    processes = []
-    for key in ("readinessProbe", "livenessProbe"):
-        action = ci_get(ci_get(properties, key), "exec")
-        if not action:
-            continue
-        command = ci_get(action, "command")
-        if not command:
-            raise UserInputError("Probes must have a 'command' declaration",
-                                 hint=f"Give the exec {key} a command list.")
-        processes.append(ExecProcess(command=list(scope.substitute(command)), signals=[]))
-    return processes
+    return [ExecProcess(command=list(scope.substitute(p.command)), signals=[])
+            for key in ("readinessProbe", "livenessProbe") for p in probe_exec(properties, key)]

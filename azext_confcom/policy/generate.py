@@ -134,26 +134,36 @@ def generate_policy(group: GroupSpec, options: PolicyOptions, image_info: ImageI
             documents.append(document)
         layers = _hash_all(refs, hasher, bar)
 
-    containers = [(spec, container_json(spec, document, layers[ref], options))
+    containers = [container_json(spec, document, layers[ref], options)
                   for spec, ref, document in zip(group.containers, refs, documents) if layers[ref]]
+    return assemble_policy(group, containers, options)
 
-    sidecar_flags = [config.is_sidecar(spec.image) for spec, _ in containers]
+
+def assemble_policy(group: GroupSpec, containers: list[dict], options: PolicyOptions) -> Policy:
+    """A policy from finished user containers: pause container, stdio, ids, fragments, flags.
+
+    Shared by every source, including ``--with-containers`` whose containers come ready-made.
+    """
+    sidecar_flags = [config.is_sidecar(c.get("id") or "") for c in containers]
     include_pause = not all(sidecar_flags) or not containers
     pause = config.pause_container() if include_pause else None
     if pause is not None and options.disable_stdio:
-        for _, container in containers:
+        for container in containers + [pause]:
             container["allow_stdio_access"] = False
-        pause["allow_stdio_access"] = False
-
+    if options.omit_id:
+        for container in containers:
+            identifier = container.pop("id", None)
+            if identifier is not None and container.get("name") == identifier:
+                del container["name"]
     return Policy(
         name=group.name,
-        containers=[c for _, c in containers],
+        containers=containers,
         pause=pause,
-        fragments=_fragments(group, options),
+        fragments=fragments_for(group, options),
         api_version=config.PRERELEASE_API_VERSION if options.prerelease else config.DEFAULT_API_VERSION,
         framework_version=(config.PRERELEASE_FRAMEWORK_VERSION if options.prerelease
                            else config.DEFAULT_FRAMEWORK_VERSION),
-        allow=_allow_flags(options, [c for _, c in containers]),
+        allow=allow_flags(options, containers),
         sidecar=bool(sidecar_flags) and sidecar_flags[0],
         prerelease=options.prerelease,
         existing_policy=group.existing_policy,
@@ -201,7 +211,7 @@ def sanitize_fragments(fragments: list[dict]) -> list[dict]:
     return [{k: f[k] for k in FRAGMENT_KEYS if k in f} for f in fragments]
 
 
-def _fragments(group: GroupSpec, options: PolicyOptions) -> list[dict]:
+def fragments_for(group: GroupSpec, options: PolicyOptions) -> list[dict]:
     excluded = options.exclude_default_fragments or group.exclude_default_fragments
     default = [] if excluded else config.default_fragments()
     extra = copy.deepcopy(options.fragment_imports) + copy.deepcopy(group.fragments)
@@ -211,7 +221,7 @@ def _fragments(group: GroupSpec, options: PolicyOptions) -> list[dict]:
     return sanitize_fragments(fragments)
 
 
-def _allow_flags(options: PolicyOptions, containers: list[dict]) -> dict[str, bool]:
+def allow_flags(options: PolicyOptions, containers: list[dict]) -> dict[str, bool]:
     if options.debug_mode:
         debug = config.debug_settings()
         allow = {
@@ -264,10 +274,6 @@ def container_json(spec: ContainerSpec, document: dict, layers: list[str], optio
         "allow_stdio_access": spec.allow_stdio_access and not options.disable_stdio,
         "no_new_privileges": spec.no_new_privileges,
     }
-    if options.omit_id:
-        del out["id"]
-        if spec.name == spec.image:
-            del out["name"]
     return out
 
 
@@ -307,9 +313,10 @@ def _default_mounts(spec: ContainerSpec) -> list[MountSpec]:
             keys.append("default_mounts_workload_identity_virtual_node")
     else:
         keys = ["default_mounts_user"]
+    taken = {m.destination for m in spec.mounts}
     return [MountSpec(destination=m["mountPath"], mount_type=m["mountType"],
                       readonly=bool(m.get("readonly")))
-            for key in keys for m in config.default_mounts(key)]
+            for key in keys for m in config.default_mounts(key) if m["mountPath"] not in taken]
 
 
 def _mount(mount: MountSpec) -> dict:

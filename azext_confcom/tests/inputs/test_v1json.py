@@ -55,9 +55,10 @@ def test_every_container_field_with_keys_in_any_case(caplog):
     assert spec.mounts == [MountSpec("/mnt/files", "azureFile", True),
                            MountSpec("/scratch", "emptyDir", False, ["rbind", "rprivate", "rw"]),
                            MountSpec("/mnt/configmap", "emptyDir", False)]
-    # execProcesses first, then readiness, then liveness; the repeated /bin/check collapses
+    # execProcesses first, then readiness, then liveness (the generator collapses the repeated
+    # /bin/check: test_generate.py)
     assert spec.exec_processes == [ExecProcess(["/bin/check"], [15, 9]), ExecProcess(["/bin/ls"], []),
-                                   ExecProcess(["/bin/ready"], [])]
+                                   ExecProcess(["/bin/ready"], []), ExecProcess(["/bin/check"], [])]
     assert (spec.run_as_user, spec.capabilities_add, spec.no_new_privileges) == (10, ["CAP_SYS_TIME"], True)
     assert spec.scenario == "aci" and not spec.workload_identity
 

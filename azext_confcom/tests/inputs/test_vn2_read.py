@@ -337,7 +337,7 @@ def test_workload_identity_label_adds_identity_env_after_and_token_mount_before_
                            MountSpec("/v", "emptyDir", False)]
 
 
-def test_exec_probes_and_lifecycle_hooks_in_reference_order_deduplicated():
+def test_exec_probes_and_lifecycle_hooks_in_reference_order():
     spec = pod("""\
         livenessProbe: {exec: {command: [check, live]}}
         readinessProbe: {exec: {command: [check, ready]}}
@@ -346,8 +346,10 @@ def test_exec_probes_and_lifecycle_hooks_in_reference_order_deduplicated():
           postStart: {exec: {command: [hook, start]}}
           preStop: {exec: {command: [hook, stop]}}
         """)
+    # the repeated [check, live] is kept here; the generator collapses it (test_generate.py)
     assert spec.exec_processes == [ExecProcess(["check", "live"]), ExecProcess(["check", "ready"]),
-                                   ExecProcess(["hook", "start"]), ExecProcess(["hook", "stop"])]
+                                   ExecProcess(["check", "live"]), ExecProcess(["hook", "start"]),
+                                   ExecProcess(["hook", "stop"])]
     assert pod("livenessProbe: {httpGet: {path: /, port: 80}}").exec_processes == []
 
 
@@ -448,10 +450,6 @@ def test_the_generator_places_vn2_defaults_after_the_readers_mounts(images):
     assert json.loads(json.dumps(container["env_rules"]))[-1]["pattern"] == "[A-Z0-9_]+_PORT_[0-9]+_TCP_ADDR=.+"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "generator: VN2 default mounts must be skipped when the spec already has their destination "
-    "(the reference's rule for default mounts); readers place the privileged and workload-identity "
-    "mounts where the reference puts them, so the generator adds them a second time"))
 def test_privileged_workload_identity_pod_has_each_mount_once_in_reference_order(images):
     text = f"""\
         kind: Pod

@@ -1,12 +1,12 @@
-"""Exec processes from probes and lifecycle hooks, shared by the v1 JSON and VN2 readers.
+"""Exec processes from probes and lifecycle hooks, shared by every reader.
 
 Only ``exec`` probes/hooks become exec processes (``httpGet``/``tcpSocket`` are ignored);
-they carry no signals. Identical commands collapse to their first occurrence (reference 2.1.1+).
+they carry no signals. The generator collapses identical commands (reference 2.1.1+).
 """
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any
 
 from azext_confcom.errors import UserInputError
 from azext_confcom.policy.lookup import ci_get
@@ -36,13 +36,3 @@ def hook_exec(container: Any, hook: str) -> list[ExecProcess]:
                              hint=f"Give lifecycle.{hook}.exec a non-empty 'command' list.")
     return [ExecProcess(command=list(command), signals=[])]
 
-
-def dedupe(processes: Iterable[ExecProcess]) -> list[ExecProcess]:
-    """Keep the first of several exec processes with the same command."""
-    seen: list[list[str]] = []
-    kept = []
-    for process in processes:
-        if process.command not in seen:
-            seen.append(process.command)
-            kept.append(process)
-    return kept
