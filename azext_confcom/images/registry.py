@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import ipaddress
+import json
 import threading
 import time
 from typing import BinaryIO, ContextManager
@@ -59,12 +60,31 @@ def _is_loopback(registry: str) -> bool:
 
 def _error_detail(response: requests.Response) -> str:
     """The registry's ``errors`` list as ``CODE: message`` text (or the status line)."""
+    body = b""
     try:
-        errors = response.json().get("errors") or []
+        for chunk in response.iter_content(8192):   # error bodies are small; read no more than 64 KiB
+            body += chunk
+            if len(body) > 1 << 16:
+                break
+        errors = json.loads(body).get("errors") or []
         text = "; ".join(f"{e.get('code')}: {e.get('message')}" for e in errors if isinstance(e, dict))
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, requests.exceptions.RequestException):
         text = ""
     return text or f"HTTP {response.status_code} {response.reason}"
+
+
+def _read_document(response: requests.Response, what: str) -> bytes:
+    """A JSON document's bytes, read no further than the size any sane document has."""
+    with response:
+        try:
+            data = response.raw.read(MAX_JSON + 1, decode_content=True)
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise RegistryError(f"Reading the {what} failed: {exc}",
+                                hint="The connection broke; check the network and try again.") from exc
+    if len(data) > MAX_JSON:
+        raise RegistryError(f"The {what} is larger than {MAX_JSON >> 20} MiB.",
+                            hint="This is not a valid image document; check the registry.")
+    return data
 
 
 class RegistryClient:
@@ -136,8 +156,8 @@ class RegistryClient:
             self._answer(Challenge.parse(response.headers.get("WWW-Authenticate", "")), scope, url)
         if response.status_code < 400:
             return response
-        response.close()
-        raise self._error(response, url, repository, what)
+        with response:
+            raise self._error(response, url, repository, what)
 
     def _send_v2(self, method: str, path: str, headers: dict[str, str], stream: bool
                  ) -> tuple[requests.Response, str]:
@@ -222,9 +242,9 @@ class RegistryClient:
         """The manifest (or index) ``reference`` as (document, media type), digest-verified."""
         name = f"{self.registry}/{repository}{'@' if ':' in reference else ':'}{reference}"
         response = self.request("GET", f"{repository}/manifests/{reference}", repository=repository,
-                                what=name, accept=MANIFEST_ACCEPT)
-        body = response.content
+                                what=name, accept=MANIFEST_ACCEPT, stream=True)
         what = f"manifest of {name}"
+        body = _read_document(response, what)
         expected = reference if ":" in reference else response.headers.get("Docker-Content-Digest")
         if expected:
             check_digest(body, expected, what)
@@ -241,11 +261,7 @@ class RegistryClient:
         """A small blob (config), read fully and verified."""
         response = self.request("GET", f"{repository}/blobs/{digest}", repository=repository, what=what,
                                 stream=True)
-        with response:
-            data = response.raw.read(MAX_JSON + 1, decode_content=True)
-        if len(data) > MAX_JSON:
-            raise RegistryError(f"The {what} is larger than {MAX_JSON >> 20} MiB.",
-                                hint="This is not a valid image config.")
+        data = _read_document(response, what)
         check_digest(data, digest, what)
         return data
 
