@@ -27,6 +27,14 @@ def parse_json(data: bytes, what: str, error: type[ImageError] | type = ImageErr
                     hint="This is not a valid image; check where it came from.") from exc
 
 
+def parse_object(data: bytes, what: str, error: type[ImageError] | type = ImageError) -> dict:
+    """``parse_json`` for documents that must be JSON objects (manifests, indexes, configs)."""
+    document = parse_json(data, what, error)
+    if not isinstance(document, dict):
+        raise error(f"{what} is not a JSON object.", hint="This is not a valid image; check where it came from.")
+    return document
+
+
 def diff_ids(config: dict, what: str) -> list[str]:
     ids = (config.get("rootfs") or {}).get("diff_ids") if isinstance(config, dict) else None
     if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):

@@ -20,7 +20,7 @@ import urllib3
 
 from ..errors import AuthenticationError, ImageError, ImageNotFoundError, RegistryError
 from .auth import Challenge, Credentials, basic_header, credentials_for
-from .manifests import MAX_JSON, pair_layers, parse_json
+from .manifests import MAX_JSON, pair_layers, parse_json, parse_object
 from .model import Image, Layer
 from .platform import INDEX_TYPES, MANIFEST_TYPES, select_manifest
 from .reference import DOCKER_HUB, ImageReference
@@ -248,9 +248,7 @@ class RegistryClient:
         expected = reference if ":" in reference else response.headers.get("Docker-Content-Digest")
         if expected:
             check_digest(body, expected, what)
-        document = parse_json(body, what, RegistryError)
-        if not isinstance(document, dict):
-            raise RegistryError(f"The {what} is not a JSON object.", hint="The registry sent something odd.")
+        document = parse_object(body, what, RegistryError)
         media_type = document.get("mediaType") or response.headers.get("Content-Type", "").split(";")[0]
         if media_type in _SCHEMA1 or document.get("schemaVersion") == 1:
             raise RegistryError(f"The {what} is a Docker schema 1 manifest, which is not supported.",
@@ -327,6 +325,6 @@ def fetch_image(ref: ImageReference, platform: str, *, credentials: Credentials 
     if not isinstance(config_digest, str):
         raise RegistryError(f"The manifest of {ref} has no config digest.", hint="The image is malformed.")
     what = f"config of {ref} from {client.registry}"
-    config = parse_json(client.blob(ref.repository, config_digest, what), what, RegistryError)
+    config = parse_object(client.blob(ref.repository, config_digest, what), what, RegistryError)
     layers = pair_layers(document.get("layers"), config, str(ref))
     return RegistryImage(str(ref), config, layers, client, ref.repository)

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import BinaryIO, ContextManager, Iterator
 
 from ..errors import ArchiveError, UserInputError
-from .manifests import MAX_JSON, pair_layers, parse_json
+from .manifests import MAX_JSON, pair_layers, parse_json, parse_object
 from .model import Image, Layer
 from .platform import INDEX_TYPES, MANIFEST_TYPES, select_manifest
 from .reference import ImageReference
@@ -184,7 +184,7 @@ class Archive:
             config_bytes = self.read(entry["Config"])
             if digest:
                 check_digest(config_bytes, digest, f"config '{entry['Config']}' in '{self.label}'")
-            config = parse_json(config_bytes, f"config '{entry['Config']}' in '{self.label}'", ArchiveError)
+            config = parse_object(config_bytes, f"config '{entry['Config']}' in '{self.label}'", ArchiveError)
             paths = entry.get("Layers")
             if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
                 raise _hostile(self.label, "has a manifest.json entry without a Layers list")
@@ -212,14 +212,14 @@ class Archive:
                 continue
             media_type = entry.get("mediaType")
             if media_type in INDEX_TYPES:
-                nested = parse_json(self._blob(entry, "image index"), f"image index in '{self.label}'", ArchiveError)
+                nested = parse_object(self._blob(entry, "image index"), f"image index in '{self.label}'", ArchiveError)
                 entry = select_manifest(nested, platform, f"Image '{name}' in '{self.label}'")
                 media_type = entry.get("mediaType")
             if media_type not in MANIFEST_TYPES:
                 continue
-            manifest = parse_json(self._blob(entry, "image manifest"), f"manifest in '{self.label}'", ArchiveError)
+            manifest = parse_object(self._blob(entry, "image manifest"), f"manifest in '{self.label}'", ArchiveError)
             config_bytes = self._blob(manifest.get("config") or {}, "image config")
-            config = parse_json(config_bytes, f"config in '{self.label}'", ArchiveError)
+            config = parse_object(config_bytes, f"config in '{self.label}'", ArchiveError)
             layers = pair_layers(manifest.get("layers"), config, f"{name} in '{self.label}'")
             paths = [_blob_path(l.digest, self.label) for l in layers]
             return TarImage(name, config, layers, self, paths, [True] * len(layers))

@@ -242,3 +242,8 @@ def test_hardlinked_layer(tmp_path, good, target, ok):
             layer_digests(load(path))
     else:
         expect_archive_error(path, "outside the archive")
+
+
+def test_config_that_is_not_an_object(tmp_path, good):
+    members = edit_manifest(good[1], lambda e: e.update(Config="config.json")) + [member("config.json", b"[1, 2]")]
+    expect_archive_error(write_members(tmp_path / "bad.tar", members), "config 'config.json' .* is not a JSON object")
