@@ -143,3 +143,10 @@ class DaemonImage(Image):
     def open_layer(self, index: int) -> ContextManager[BinaryIO]:
         return self._export().open_layer(index)
 
+    def close(self) -> None:
+        """Drop the spooled export (its temporary file goes with it)."""
+        with self._lock:
+            if self._saved is not None:
+                self._saved.archive.close()
+                self._saved = None
+

@@ -38,6 +38,15 @@ class Image(abc.ABC):
         """The ``config`` object (Env, Cmd, Entrypoint, WorkingDir, User, StopSignal)."""
         return self.config.get("config") or {}
 
+    def close(self) -> None:
+        """Release what the source holds for this image (e.g. a spooled ``docker save``)."""
+
+    def __enter__(self) -> "Image":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
     @abc.abstractmethod
     def open_layer(self, index: int) -> ContextManager[BinaryIO]:
         """Stream layer ``index`` as an *uncompressed* tar, verified against its digest.

@@ -261,12 +261,12 @@ class TarImage(Image):
     def __init__(self, name: str, config: dict, layers: list[Layer], archive: Archive,
                  paths: list[str], blob_named: list[bool]) -> None:
         self.name, self.config, self.layers = name, config, layers
-        self._archive, self._paths, self._blob_named = archive, paths, blob_named
+        self.archive, self._paths, self._blob_named = archive, paths, blob_named
 
     def open_layer(self, index: int) -> ContextManager[BinaryIO]:
         layer = self.layers[index]
-        what = f"layer {index + 1} ({layer.diff_id}) of {self.name} in '{self._archive.label}'"
-        stream = VerifiedLayer(self._archive.open(self._paths[index]), diff_id=layer.diff_id,
+        what = f"layer {index + 1} ({layer.diff_id}) of {self.name} in '{self.archive.label}'"
+        stream = VerifiedLayer(self.archive.open(self._paths[index]), diff_id=layer.diff_id,
                                blob_digest=layer.digest if self._blob_named[index] else None, what=what)
         return verified(stream)
 

@@ -63,6 +63,10 @@ def test_local_daemon_image(daemon_env, tmp_path):
     assert notes == ["Using local version of test/local:1. It may differ from the remote image"]
     assert image.container_config["Env"] == ["PATH=/usr/local/bin:/usr/bin"]
     assert image.container_config["Cmd"] is None     # docker inspect spells out absent fields
+    with image:
+        first = layer_digests(image)                  # spools one `docker save`
+    assert first == [layer.diff_id for layer in image.layers]
+    assert layer_digests(image) == first              # closed: exported again on demand
 
 
 def test_pull_through_daemon(registry, daemon_env, tmp_path):
