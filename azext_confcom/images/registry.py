@@ -90,8 +90,11 @@ def _read_document(response: requests.Response, what: str) -> bytes:
 class RegistryClient:
     """A client for one registry host, with its credentials and a token cache per scope."""
 
-    def __init__(self, registry: str, *, credentials: Credentials | None = None,
+    def __init__(self, registry: str, *, credentials: Credentials | tuple[str, str] | None = None,
                  transport: Transport | None = None, attempts: int = 4, backoff: float = 0.25) -> None:
+        """``credentials`` (a ``Credentials`` or a (user, password) pair) replace the docker config's."""
+        if isinstance(credentials, tuple):
+            credentials = Credentials(*credentials, origin="the command line")
         self.registry = registry
         self._host = "registry-1.docker.io" if registry == DOCKER_HUB else registry
         self.scheme = "https"
@@ -310,7 +313,7 @@ class RegistryImage(Image):
                                       diff_id=layer.diff_id, blob_digest=layer.digest, what=what))
 
 
-def fetch_image(ref: ImageReference, platform: str, *, credentials: Credentials | None = None,
+def fetch_image(ref: ImageReference, platform: str, *, credentials: Credentials | tuple[str, str] | None = None,
                 client: RegistryClient | None = None) -> RegistryImage:
     """Resolve ``ref`` (selecting ``platform`` from an index) and read its config."""
     client = client or RegistryClient(ref.registry, credentials=credentials)

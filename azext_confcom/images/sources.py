@@ -19,9 +19,9 @@ from .tarball import TarSource
 
 
 def open_image(ref: str | ImageReference, *, tar: TarSource | None = None, platform: str = DEFAULT_PLATFORM,
-               credentials: Credentials | None = None, use_daemon: bool = True, use_registry: bool = True,
-               daemon: DockerDaemon | None = None, registry_client: RegistryClient | None = None,
-               notes: list[str] | None = None) -> Image:
+               credentials: Credentials | tuple[str, str] | None = None, use_daemon: bool = True,
+               use_registry: bool = True, daemon: DockerDaemon | None = None,
+               registry_client: RegistryClient | None = None, notes: list[str] | None = None) -> Image:
     """Find ``ref`` and return its ``Image``.
 
     ``notes`` receives the messages the reference queues as warnings ("... read from local

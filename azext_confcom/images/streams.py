@@ -70,9 +70,9 @@ class FileSlice(io.RawIOBase):
 class VerifiedLayer(io.RawIOBase):
     """Uncompressed layer tar read from a blob stream, checked against both digests at the end.
 
-    ``blob`` must offer ``read`` and ``readinto``. ``blob_digest`` is the stored blob's digest (skipped when ``None``, e.g. a legacy
-    ``docker save`` layer whose only known digest is the diff_id); ``diff_id`` is the
-    digest of the uncompressed tar. gzip (single or multi-member) and zstd (with the optional
+    ``blob`` must offer ``read`` and ``readinto``. ``blob_digest`` is the stored blob's digest
+    (skipped when ``None``, e.g. a legacy ``docker save`` layer whose only known digest is the
+    diff_id); ``diff_id`` is the digest of the uncompressed tar. gzip (single or multi-member) and zstd (with the optional
     ``zstandard`` package) are detected by their magic; anything else is a plain tar.
     """
 

@@ -84,7 +84,8 @@ def test_manifest_pointing_outside(tmp_path, good, config):
 
 
 def test_manifest_pointing_at_missing_member(tmp_path, good):
-    path = write_members(tmp_path / "bad.tar", edit_manifest(good[1], lambda e: e["Layers"].__setitem__(1, "nope/layer.tar")))
+    members = edit_manifest(good[1], lambda e: e["Layers"].__setitem__(1, "nope/layer.tar"))
+    path = write_members(tmp_path / "bad.tar", members)
     expect_archive_error(path, "'nope/layer.tar' not found in tar file")
 
 
@@ -143,7 +144,8 @@ def flip_byte(members, name_part: str, offset: int = 600):
 
 def test_corrupted_layer_fails_at_end_of_stream_and_on_early_exit(tmp_path, good):
     image = load(write_members(tmp_path / "bad.tar", flip_byte(good[1], "layer.tar")))
-    with pytest.raises(DigestMismatchError, match=r"layer 1 \(sha256:.*\) of test/app:1 in '.*bad.tar'.*expected sha256:"):
+    pattern = r"layer 1 \(sha256:.*\) of test/app:1 in '.*bad.tar'.*expected sha256:"
+    with pytest.raises(DigestMismatchError, match=pattern):
         layer_digests(image)
     with pytest.raises(DigestMismatchError):
         with image.open_layer(0) as stream:

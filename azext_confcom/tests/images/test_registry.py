@@ -139,7 +139,8 @@ def test_private_registry_with_credential_helper(private_registry, pushed, docke
     helper.parent.mkdir()
     helper.write_text("#!/bin/sh\nread server\n"
                       f"echo \"$server\" > {tmp_path}/asked\n"
-                      f"echo '{{\"ServerURL\": \"'$server'\", \"Username\": \"{user}\", \"Secret\": \"{password}\"}}'\n")
+                      f"echo '{{\"ServerURL\": \"'$server'\", \"Username\": \"{user}\", "
+                      f"\"Secret\": \"{password}\"}}'\n")
     helper.chmod(helper.stat().st_mode | stat.S_IEXEC)
     monkeypatch.setenv("PATH", f"{helper.parent}{os.pathsep}{os.environ['PATH']}")
     write_config(docker_config, {"credHelpers": {private_registry.host: "confcomtest"}})
@@ -154,9 +155,13 @@ def test_missing_credential_helper(private_registry, docker_config):
         fetch(f"{private_registry.host}/private/app:1")
 
 
-def test_explicit_credentials(private_registry, pushed, docker_config):
-    image = fetch(f"{private_registry.host}/private/app:1", credentials=Credentials(*private_registry.credentials))
+@pytest.mark.parametrize("wrap", [Credentials, tuple], ids=["Credentials", "pair"])
+def test_explicit_credentials(private_registry, pushed, docker_config, wrap):
+    image = fetch(f"{private_registry.host}/private/app:1", credentials=wrap(private_registry.credentials)
+                  if wrap is tuple else wrap(*private_registry.credentials))
     assert image.config == pushed["private"].config
+    with pytest.raises(AuthenticationError, match="credentials from the command line were used"):
+        fetch(f"{private_registry.host}/private/app:1", credentials=("confcom", "wrong"))
 
 
 def test_corrupted_blob_in_registry_storage(registry, docker_config, tmp_path):

@@ -56,9 +56,8 @@ def test_each_layout_several_images_picked_by_tag(tmp_path, layout, gzip_layers)
 @pytest.mark.parametrize("layout", LAYOUTS)
 def test_zstd_layers(tmp_path, layout):
     """zstd layers: the reference decompresses gzip and zstd."""
-    built = write_tar(tmp_path / "z.tar", [ImageSpec(tags=["test/zstd:1"], zstd=True,
-                                                     layers=[[File("a", bytes(range(256)) * 4000)], [File("b", b"b")]])],
-                      layout)[0]
+    layers = [[File("a", bytes(range(256)) * 4000)], [File("b", b"b")]]
+    built = write_tar(tmp_path / "z.tar", [ImageSpec(tags=["test/zstd:1"], zstd=True, layers=layers)], layout)[0]
     image = tar_only("test/zstd:1", TarSource.from_option(tmp_path / "z.tar"))
     assert layer_digests(image) == built.diff_ids
 
@@ -74,7 +73,8 @@ def test_image_not_in_tar_falls_through(tmp_path):
 def test_docker_save_duplicate_layer_is_a_symlink(tmp_path):
     """docker save writes a layer already in the tar as a symlink to the first copy."""
     same = [File("same", b"same layer")]
-    built = write_docker_save(tmp_path / "dup.tar", [ImageSpec(tags=["t/dup:1"], layers=[same, [File("x", b"1")], same])])
+    spec = ImageSpec(tags=["t/dup:1"], layers=[same, [File("x", b"1")], same])
+    built = write_docker_save(tmp_path / "dup.tar", [spec])
     image = tar_only("t/dup:1", TarSource.from_option(tmp_path / "dup.tar"))
     assert layer_digests(image) == built[0].diff_ids
 
