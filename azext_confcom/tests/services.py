@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import docker
 import pytest
 import requests
 from cryptography import x509
@@ -66,8 +67,8 @@ class Service:
             try:
                 if ready():
                     return
-            except Exception:   # not listening yet
-                pass
+            except (OSError, requests.exceptions.RequestException, docker.errors.DockerException):
+                pass            # not listening yet
             time.sleep(0.05)
         self.stop()
         pytest.fail(f"{self.name} did not become ready in {timeout} s:\n{self.log.read_text()}")
@@ -160,8 +161,7 @@ class Dockerd:
 
     host: str
 
-    def client(self):
-        import docker
+    def client(self) -> docker.DockerClient:
         return docker.DockerClient(base_url=self.host, timeout=60)
 
     def load(self, tar: Path) -> None:
@@ -194,10 +194,12 @@ def dockerd():
         finally:
             client.close()
 
-    service.wait_until(ping)
-    yield daemon
-    service.stop()
-    shutil.rmtree(workdir, ignore_errors=True)
+    try:
+        service.wait_until(ping)
+        yield daemon
+    finally:
+        service.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 # -- TLS and token (Bearer) auth ---------------------------------------------------------------
