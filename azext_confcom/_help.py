@@ -118,6 +118,95 @@ examples:
     text: az confcom acipolicygen --image myregistry.azurecr.io/app:1.0 --disable-stdio --print-policy
 """
 
+helps["confcom acifragmentgen"] = """
+type: command
+short-summary: Generate a policy fragment (a reusable, separately versioned part of a policy).
+long-summary: >
+    Builds the containers of an image, a configuration file or container definitions like
+    acipolicygen does, and writes them as a Rego fragment in package --namespace with version
+    --svn to <namespace>.rego (or --output-filename) in the current directory, printing it too.
+    Signing (--key/--chain), import statements (--generate-import) and uploads (--upload-fragment)
+    need external tools this implementation does not provide yet.
+parameters:
+  - name: --image
+    type: string
+    short-summary: Image to build the fragment from.
+  - name: --input -i
+    type: string
+    short-summary: Configuration file (JSON) listing the fragment's containers; a container's "path" names its image tar.
+  - name: --with-containers
+    type: string
+    short-summary: Container definition JSON (an object or an array). Repeatable.
+  - name: --tar
+    type: string
+    short-summary: Image tar for the only image, or a .json file mapping image references to tar paths.
+  - name: --namespace -n
+    type: string
+    short-summary: Rego package name of the fragment (not one of the reserved names).
+  - name: --svn
+    type: string
+    short-summary: Security version number of the fragment, a non-negative integer.
+  - name: --feed -f
+    type: string
+    short-summary: Feed (registry repository) written into the signature.
+  - name: --key -k
+    type: string
+    short-summary: PEM private key to sign the fragment with (needs --chain).
+  - name: --chain
+    type: string
+    short-summary: PEM certificate chain of the signing key (needs --key).
+  - name: --algo
+    type: string
+    short-summary: Signing algorithm (PS256, PS384, PS512, ES256, ES384, ES512 or EdDSA).
+  - name: --image-target
+    type: string
+    short-summary: Image to attach the signed fragment to (needs --upload-fragment).
+  - name: --upload-fragment -u
+    type: bool
+    short-summary: Attach the signed fragment to --image-target (or the first image) in its registry.
+  - name: --generate-import -g
+    type: bool
+    short-summary: Print an import statement for a signed fragment instead of generating one.
+  - name: --fragment-path -p
+    type: string
+    short-summary: Signed fragment to write an import statement for (with --generate-import).
+  - name: --minimum-svn
+    type: string
+    short-summary: Lowest fragment version the import statement accepts.
+  - name: --fragments-json -j
+    type: string
+    short-summary: JSON file to add the import statement to (with --generate-import).
+  - name: --omit-id
+    type: bool
+    short-summary: Leave the image reference (id) out of every container.
+  - name: --disable-stdio
+    type: bool
+    short-summary: Deny every container access to its standard input and output.
+  - name: --enable-stdio
+    type: bool
+    short-summary: Allow standard input and output (the current default); silences the warning about it.
+  - name: --debug-mode
+    type: bool
+    short-summary: Allow shells in the containers, for debugging only.
+  - name: --output-filename
+    type: string
+    short-summary: Name of the fragment file (".rego" is added).
+  - name: --outraw
+    type: bool
+    short-summary: Write the containers as compact JSON instead of indented JSON.
+  - name: --no-print
+    type: bool
+    short-summary: Only write the file; print nothing.
+  - name: --out-signed-fragment
+    type: bool
+    short-summary: Print only the signed fragment bytes (for piping into `az confcom fragment attach`).
+examples:
+  - name: Fragment for one image from a tar
+    text: az confcom acifragmentgen --image myregistry.azurecr.io/app:1.0 --tar app.tar --namespace contoso --svn 1
+  - name: Fragment from a configuration file, without printing it
+    text: az confcom acifragmentgen -i fragment_spec.json --namespace contoso --svn 2 --no-print
+"""
+
 helps["confcom containers"] = """
 type: group
 short-summary: Print container definitions in the policy's schema.

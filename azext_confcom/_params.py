@@ -55,6 +55,33 @@ def load_arguments(loader, _command) -> None:
         c.argument("diff", options_list=("--diff", "-d"), arg_type=flag)
         c.argument("validate_sidecar", options_list=("--validate-sidecar", "-v"), arg_type=flag)
 
+    with loader.argument_context("confcom acifragmentgen") as c:
+        c.argument("image_name", options_list=("--image",))
+        c.argument("input_path", options_list=("--input", "-i"))
+        c.argument("container_definitions", options_list=("--with-containers",), action="append",
+                   type=_container_definitions)
+        c.argument("tar_mapping_location", options_list=("--tar",))
+        c.argument("namespace", options_list=("--namespace", "-n"))
+        c.argument("svn", options_list=("--svn",))
+        c.argument("feed", options_list=("--feed", "-f"))
+        c.argument("key", options_list=("--key", "-k"))
+        c.argument("chain", options_list=("--chain",))
+        c.argument("algo", options_list=("--algo",))
+        c.argument("image_target", options_list=("--image-target",))
+        c.argument("upload_fragment", options_list=("--upload-fragment", "-u"), arg_type=flag)
+        c.argument("generate_import", options_list=("--generate-import", "-g"), arg_type=flag)
+        c.argument("fragment_path", options_list=("--fragment-path", "-p"))
+        c.argument("minimum_svn", options_list=("--minimum-svn",))
+        c.argument("fragments_json", options_list=("--fragments-json", "-j"))
+        c.argument("omit_id", options_list=("--omit-id",), arg_type=flag)
+        c.argument("disable_stdio", options_list=("--disable-stdio",), action="store_true")
+        c.argument("enable_stdio", options_list=("--enable-stdio",), action="store_true")
+        c.argument("debug_mode", options_list=("--debug-mode",), arg_type=flag)
+        c.argument("output_filename", options_list=("--output-filename",))
+        c.argument("outraw", options_list=("--outraw",), arg_type=flag)
+        c.argument("no_print", options_list=("--no-print",), arg_type=flag)
+        c.argument("out_signed_fragment", options_list=("--out-signed-fragment",), action="store_true")
+
     with loader.argument_context("confcom containers from_image") as c:
         c.positional("image")
         c.argument("platform", options_list=("--platform",))

@@ -1,4 +1,4 @@
-"""Cross-flag checks for `az confcom acipolicygen`, with the reference's exact messages.
+"""Cross-flag checks for `az confcom acipolicygen` / `acifragmentgen`, with the reference's exact messages.
 
 They run before the command does anything, so a bad combination never touches a file. Each
 raises an azure-cli error: `az` prints ``ERROR: <message>`` and exits 1.
@@ -6,7 +6,8 @@ raises an azure-cli error: `az` prints ``ERROR: <message>`` and exits 1.
 
 from __future__ import annotations
 
-from azure.cli.core.azclierror import ArgumentUsageError, MutuallyExclusiveArgumentError
+from azure.cli.core.azclierror import (ArgumentUsageError, InvalidArgumentValueError,
+                                       MutuallyExclusiveArgumentError, RequiredArgumentMissingError)
 
 
 def _count(*values) -> int:
@@ -79,4 +80,88 @@ _ACIPOLICYGEN_CHECKS = (
 def validate_acipolicygen(namespace) -> None:
     """Command-level validator: every flag-combination check of acipolicygen."""
     for check in _ACIPOLICYGEN_CHECKS:
+        check(namespace)
+
+
+# --------------------------------------------------------------------------- acifragmentgen
+
+SIGNING_ALGORITHMS = ["PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"]
+
+
+def _int_or_none(value):
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def validate_fragment_source(namespace) -> None:
+    if not namespace.generate_import and _count(namespace.image_name, namespace.input_path,
+                                                namespace.container_definitions) != 1:
+        raise MutuallyExclusiveArgumentError(
+            "Must provide either an image name or an input file to generate a fragment")
+
+
+def validate_fragment_identity(namespace) -> None:
+    if not namespace.generate_import and not (namespace.namespace and namespace.svn):
+        raise RequiredArgumentMissingError("Must provide both --namespace and --svn to generate a fragment")
+    from azext_confcom.policy import config
+
+    if namespace.namespace and namespace.namespace in config.reserved_fragment_namespaces():
+        raise InvalidArgumentValueError(f"Namespace '{namespace.namespace}' is reserved")
+    if namespace.svn is not None:
+        svn = _int_or_none(namespace.svn)
+        if svn is None:
+            raise InvalidArgumentValueError("--svn must be an integer")
+        if svn < 0:
+            raise InvalidArgumentValueError("--svn must be greater than or equal to 0")
+
+
+def validate_fragment_signing(namespace) -> None:
+    if bool(namespace.key) != bool(namespace.chain):
+        raise RequiredArgumentMissingError("Must provide both --key and --chain to sign a fragment")
+    if namespace.algo not in SIGNING_ALGORITHMS:
+        raise InvalidArgumentValueError(f"Algorithm '{namespace.algo}' is not supported. "
+                                        f"Supported algorithms are {SIGNING_ALGORITHMS}")
+
+
+def validate_fragment_upload(namespace) -> None:
+    if namespace.image_target and not namespace.upload_fragment:
+        raise ArgumentUsageError("Must specify --upload-fragment to use --image-target")
+    if namespace.upload_fragment and not (namespace.key and namespace.chain):
+        raise ArgumentUsageError("Must sign the fragment with --key and --chain to upload it")
+    if namespace.upload_fragment and not (namespace.image_target or namespace.feed):
+        raise ArgumentUsageError("Must either specify an --image-target or --feed to upload a fragment")
+
+
+def validate_fragment_import(namespace) -> None:
+    if namespace.generate_import:
+        if not (namespace.fragment_path or namespace.image_name):
+            raise RequiredArgumentMissingError(
+                "Must provide either a fragment path or an image name to generate an import statement")
+        if namespace.output_filename:
+            raise ArgumentUsageError(
+                "Cannot specify an output file (--output-filename) when generating an import statement."
+                "Use --fragments-json (-j) to write to a file.")
+    if namespace.minimum_svn is not None and (_int_or_none(namespace.minimum_svn) or 0) < 0:
+        raise InvalidArgumentValueError("--minimum-svn must be greater than or equal to 0")
+    if namespace.fragment_path and not namespace.generate_import:
+        raise ArgumentUsageError("Must provide --generate-import to specify a fragment path")
+    if namespace.fragments_json and not namespace.generate_import:
+        raise ArgumentUsageError("Must provide --fragment-path to place a fragment import into a file")
+
+
+_ACIFRAGMENTGEN_CHECKS = (
+    validate_fragment_source,
+    validate_fragment_identity,
+    validate_fragment_signing,
+    validate_fragment_upload,
+    validate_fragment_import,
+    validate_stdio,
+)
+
+
+def validate_acifragmentgen(namespace) -> None:
+    """Command-level validator: every flag-combination check of acifragmentgen."""
+    for check in _ACIFRAGMENTGEN_CHECKS:
         check(namespace)

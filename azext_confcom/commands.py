@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from azext_confcom._validators import validate_acipolicygen
+from azext_confcom._validators import validate_acifragmentgen, validate_acipolicygen
 
 
 def load_command_table(loader, _args) -> None:
     with loader.command_group("confcom", exception_handler=_exception_handler) as g:
         g.custom_command("acipolicygen", "acipolicygen_confcom", validator=validate_acipolicygen)
+        g.custom_command("acifragmentgen", "acifragmentgen_confcom", validator=validate_acifragmentgen)
 
     with loader.command_group("confcom containers", exception_handler=_exception_handler) as g:
         g.custom_command("from_image", "containers_from_image")

@@ -139,6 +139,69 @@ def acipolicygen_confcom(
         sys.exit(exit_code)
 
 
+# pylint: disable=too-many-arguments,too-many-locals,unused-argument
+def acifragmentgen_confcom(
+    image_name: Optional[str] = None,
+    input_path: Optional[str] = None,
+    tar_mapping_location: Optional[str] = None,
+    namespace: Optional[str] = None,
+    svn: Optional[str] = None,
+    feed: Optional[str] = None,
+    key: Optional[str] = None,
+    chain: Optional[str] = None,
+    algo: str = "ES384",
+    image_target: str = "",
+    upload_fragment: bool = False,
+    generate_import: bool = False,
+    fragment_path: Optional[str] = None,
+    minimum_svn: Optional[str] = None,
+    fragments_json: Optional[str] = None,
+    omit_id: bool = False,
+    disable_stdio: bool = False,
+    enable_stdio: bool = False,
+    debug_mode: bool = False,
+    output_filename: str = "",
+    outraw: bool = False,
+    no_print: bool = False,
+    out_signed_fragment: bool = False,
+    container_definitions: Optional[list] = None,
+) -> None:
+    """Generate an (unsigned) policy fragment: ``<namespace>.rego`` in the current directory."""
+    from pathlib import Path
+
+    from azext_confcom.inject import write_atomically
+    from azext_confcom.policy.render import OutputType, render_fragment
+
+    _refuse_unsupported_fragment_flags(key, generate_import, upload_fragment, out_signed_fragment)
+    if tar_mapping_location and not os.path.isfile(tar_mapping_location):
+        print(TAR_NOT_A_FILE)
+        sys.exit(2)
+    disable_stdio = _resolve_stdio(enable_stdio, disable_stdio)
+    if debug_mode:
+        logger.warning(DEBUG_WARNING)
+
+    source = _source(input_path, None, None, image_name, None, container_definitions)
+    tar_mapping = None
+    if source.kind == "input" and not tar_mapping_location:
+        from azext_confcom.inputs.v1json import tar_mapping_from_input
+
+        tar_mapping = tar_mapping_from_input(input_path)
+    options = _policy_options(source, debug_mode=debug_mode, disable_stdio=disable_stdio, omit_id=omit_id,
+                              fragments_json=None)
+    policies, _ = _policies(source, options, diff=False, approve_wildcards=False,
+                            tar_mapping_location=tar_mapping_location, faster_hashing=False,
+                            tar_mapping=tar_mapping)
+    policy = policies[0]
+    if not policy.containers:
+        raise UserInputError("No images found in the policy or all images are covered by fragments",
+                             hint="Give the fragment at least one container image.")
+    text = render_fragment(policy, namespace, svn, OutputType.RAW if outraw else OutputType.PRETTY_PRINT)
+    stem = output_filename[:-len(".rego")] if output_filename.endswith(".rego") else output_filename
+    write_atomically(Path.cwd() / f"{stem or namespace}.rego", text)
+    if not no_print:
+        print(text)
+
+
 def containers_from_image(image: str, platform: str = "aci") -> None:
     """Print the container definition (policy schema) of one image (json.dumps default layout)."""
     import json
@@ -210,7 +273,8 @@ def _policy_options(source: Source, *, fragments_json: Optional[str], **kwargs):
 
 
 def _policies(source: Source, options, *, diff: bool, approve_wildcards: bool,
-              tar_mapping_location: Optional[str], faster_hashing: bool) -> tuple[list, list]:
+              tar_mapping_location: Optional[str], faster_hashing: bool,
+              tar_mapping: Optional[dict] = None) -> tuple[list, list]:
     """Every policy of the source, and (for --diff) what each group stores now."""
     if source.kind == "with_containers":
         # definitions already carry their layers: no image is opened
@@ -220,17 +284,18 @@ def _policies(source: Source, options, *, diff: bool, approve_wildcards: bool,
     groups = _read_groups(source, approve_wildcards)
     # a damaged stored policy must fail before the expensive hashing
     stored = _stored_policies([g.existing_policy for g in groups]) if diff else []
-    return _generate(groups, options, tar_mapping_location, faster_hashing), stored
+    return _generate(groups, options, tar_mapping_location, faster_hashing, tar_mapping), stored
 
 
-def _generate(groups: list, options, tar_mapping_location: Optional[str], faster_hashing: bool):
+def _generate(groups: list, options, tar_mapping_location: Optional[str], faster_hashing: bool,
+              tar_mapping: Optional[dict] = None):
     """Every policy, generated before anything is written."""
     from azext_confcom.image_access import image_access
     from azext_confcom.policy.generate import generate_policies
 
     images = {c.image for group in groups for c in group.containers}
-    image_info, hasher = image_access(tar_mapping_location, faster_hashing=faster_hashing,
-                                      image_count=len(images))
+    image_info, hasher = image_access(tar_mapping_location, tar_mapping=tar_mapping,
+                                      faster_hashing=faster_hashing, image_count=len(images))
     return generate_policies(groups, options, image_info, hasher)
 
 
@@ -323,6 +388,16 @@ def _check_infrastructure_svn(infrastructure_svn: Optional[str]) -> None:
     if lower:
         logger.warning("Input Infrastructure Fragment Software Version Number is less than the default "
                        "Infrastructure SVN: %s", config.DEFAULT_INFRA_SVN)
+
+
+def _refuse_unsupported_fragment_flags(key, generate_import, upload_fragment, out_signed_fragment) -> None:
+    """Signing (sign1util), import statements and uploads (ORAS) are not built yet."""
+    for given, flag, tool in ((key, "--key/--chain", "sign1util"), (generate_import, "--generate-import", "sign1util"),
+                              (upload_fragment, "--upload-fragment", "ORAS"),
+                              (out_signed_fragment, "--out-signed-fragment", "sign1util")):
+        if given:
+            raise UserInputError(f"{flag} is not supported by this implementation (it needs {tool})",
+                                 hint="Generate the unsigned fragment and sign it with your own tooling.")
 
 
 def _refuse_unsupported(platform: str, validate_sidecar: bool) -> None:

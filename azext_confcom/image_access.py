@@ -14,18 +14,26 @@ ImageInfo = Callable[[str], dict]
 LayerHasher = Callable[[str], list]
 
 
-def image_access(tar_option: Optional[str] = None, *, faster_hashing: bool = False,
-                 image_count: Optional[int] = None) -> tuple[ImageInfo, LayerHasher]:
+def image_access(tar_option: Optional[str] = None, *, tar_mapping: Optional[dict[str, str]] = None,
+                 faster_hashing: bool = False, image_count: Optional[int] = None) -> tuple[ImageInfo, LayerHasher]:
     """``(image_info, hasher)`` for the images of one command.
 
-    ``tar_option`` is the ``--tar`` value (one tar, or a .json mapping); ``image_count`` lets a
-    single tar refuse to serve several images, as the reference does.
+    ``tar_option`` is the ``--tar`` value (one tar, or a .json mapping); ``tar_mapping`` an
+    ``image -> tar path`` mapping given some other way (acifragmentgen's per-container ``path``);
+    ``image_count`` lets a single tar refuse to serve several images, as the reference does.
     """
+    from pathlib import Path
+
     from azext_confcom.images import ImageReference, TarSource, open_image
     from azext_confcom.policy.generate import defer_warning
     from azext_confcom.policy.hashes import DmverityHasher, ImageLocation
 
-    tar = TarSource.from_option(tar_option) if tar_option else None
+    if tar_option:
+        tar = TarSource.from_option(tar_option)
+    elif tar_mapping:
+        tar = TarSource(mapping={image: Path(path) for image, path in tar_mapping.items()})
+    else:
+        tar = None
     if tar is not None and image_count is not None:
         tar.check_image_count(image_count)
     opened: dict = {}
