@@ -33,6 +33,7 @@ _EXTENT_MAX_LEN = 32768
 _LEAF_MAX_ENTRIES = (BLOCK_SIZE - 12) // 12
 _ROOT_INO, _LOST_FOUND_INO, _FIRST_INO = 2, 11, 12
 _COPY_CHUNK = 1 << 20
+_ZEROS = memoryview(bytes(BLOCK_SIZE))
 
 S_IFIFO, S_IFCHR, S_IFDIR, S_IFBLK, S_IFREG, S_IFLNK = (
     0o010000, 0o020000, 0o040000, 0o060000, 0o100000, 0o120000)
@@ -125,6 +126,8 @@ def _block_order_less(a: _Xattr, b: _Xattr) -> bool:
 def _place_xattrs(xattrs: dict[bytes, bytes], name: bytes) -> tuple[list[_Xattr], list[_Xattr]]:
     inline: list[_Xattr] = []
     block: list[_Xattr] = []
+    if not xattrs:
+        return inline, block
     inline_free, block_free = _XATTR_INLINE_SPACE, _XATTR_BLOCK_SPACE
     for key in sorted(xattrs):
         x = _Xattr(key, xattrs[key])
@@ -352,8 +355,9 @@ class Ext4Builder:
         else:
             node = self._new_inode(mode)
         inline, block = _place_xattrs(xattrs, name)
-        for key in ("uid", "gid", "dev", "atime", "ctime", "mtime", "crtime"):
-            setattr(node, key, meta[key])
+        node.uid, node.gid, node.dev = meta["uid"], meta["gid"], meta["dev"]
+        node.atime, node.ctime, node.mtime, node.crtime = (
+            meta["atime"], meta["ctime"], meta["mtime"], meta["crtime"])
         node.size = 0
         node.target = b""
         node.inline_xattrs = inline
@@ -502,7 +506,7 @@ class Ext4Builder:
             remaining -= got
             pad = -got % BLOCK_SIZE
             if pad:
-                view[got:got + pad] = bytes(pad)
+                view[got:got + pad] = _ZEROS[:pad]
             self._emit(view[:got + pad])
         self._finish_data(node, start)
 
