@@ -73,6 +73,15 @@ def _error_detail(response: requests.Response) -> str:
     return text or f"HTTP {response.status_code} {response.reason}"
 
 
+def _retry_after(response: requests.Response, longest: float = 30.0) -> float | None:
+    """The server's ``Retry-After`` in seconds (429/503), if it gave a sane one."""
+    try:
+        delay = float(response.headers.get("Retry-After", ""))
+    except ValueError:
+        return None
+    return delay if 0 <= delay <= longest else None
+
+
 def _read_document(response: requests.Response, what: str) -> bytes:
     """A JSON document's bytes, read no further than the size any sane document has."""
     with response:
@@ -141,6 +150,10 @@ class RegistryClient:
                 if response.status_code not in _RETRY_STATUS or attempt == self.attempts:
                     return response
                 response.close()
+                delay = _retry_after(response)
+                if delay is not None:
+                    time.sleep(delay)
+                    continue
             time.sleep(self.backoff * 2 ** (attempt - 1))
         raise AssertionError("unreachable")
 

@@ -7,6 +7,7 @@ import io
 import json
 import os
 import stat
+import time
 
 import pytest
 import requests
@@ -132,8 +133,9 @@ def test_private_registry_with_wrong_password(private_registry, pushed, docker_c
         fetch(f"{private_registry.host}/private/app:1")
 
 
-def test_private_registry_with_credential_helper(private_registry, pushed, docker_config, tmp_path, monkeypatch):
-    """credHelpers runs a real docker-credential-* executable found on PATH."""
+@pytest.mark.parametrize("key", ["credHelpers", "credsStore"])
+def test_private_registry_with_credential_helper(private_registry, pushed, docker_config, tmp_path, monkeypatch, key):
+    """credHelpers / credsStore run a real docker-credential-* executable found on PATH."""
     user, password = private_registry.credentials
     helper = tmp_path / "bin" / "docker-credential-confcomtest"
     helper.parent.mkdir()
@@ -143,7 +145,8 @@ def test_private_registry_with_credential_helper(private_registry, pushed, docke
                       f"\"Secret\": \"{password}\"}}'\n")
     helper.chmod(helper.stat().st_mode | stat.S_IEXEC)
     monkeypatch.setenv("PATH", f"{helper.parent}{os.pathsep}{os.environ['PATH']}")
-    write_config(docker_config, {"credHelpers": {private_registry.host: "confcomtest"}})
+    write_config(docker_config, {"credHelpers": {private_registry.host: "confcomtest"}} if key == "credHelpers"
+                 else {"credsStore": "confcomtest", "auths": {private_registry.host: {}}})
     image = fetch(f"{private_registry.host}/private/app:1")
     assert image.config == pushed["private"].config
     assert (tmp_path / "asked").read_text().strip() == private_registry.host
@@ -190,9 +193,9 @@ def config_digest(registry, repository: str, tag: str) -> str:
 class FlakyTransport(Transport):
     """A real transport that first answers ``failures`` requests with 503 (a fault on demand)."""
 
-    def __init__(self, failures: int) -> None:
+    def __init__(self, failures: int, retry_after: str | None = None) -> None:
         super().__init__()
-        self.failures, self.sent, self.urls = failures, 0, []
+        self.failures, self.sent, self.urls, self.retry_after = failures, 0, [], retry_after
 
     def send(self, method, url, **kwargs):
         self.sent += 1
@@ -201,6 +204,8 @@ class FlakyTransport(Transport):
             response = requests.Response()
             response.status_code, response.reason, response._content = 503, "Service Unavailable", b"{}"
             response.raw = io.BytesIO(b"{}")
+            if self.retry_after is not None:
+                response.headers["Retry-After"] = self.retry_after
             return response
         return super().send(method, url, **kwargs)
 
@@ -272,3 +277,11 @@ def test_plain_http_fallback_for_loopback(registry, pushed, docker_config):
     client = RegistryClient(registry.host)
     fetch(f"{registry.host}/test/app:1", client=client)
     assert client.scheme == "http"
+
+
+def test_retry_after_is_honoured(registry, pushed, docker_config):
+    transport = FlakyTransport(failures=1, retry_after="0.3")
+    client = RegistryClient(registry.host, transport=transport, backoff=0.0)
+    started = time.monotonic()
+    fetch(f"{registry.host}/test/app:1", client=client)
+    assert time.monotonic() - started >= 0.3
