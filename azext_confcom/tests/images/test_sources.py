@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -141,3 +143,28 @@ def test_mixed_mode_tar_mapping_and_daemon(daemon_env, tmp_path):
     tar = TarSource.from_option(tmp_path / "map.json")
     assert open_image("test/intar:1", tar=tar).source == "tar"
     assert open_image("test/indaemon:1", tar=tar).source == "daemon"
+
+
+def test_layers_stream_in_parallel_from_every_source(registry, daemon_env, tmp_path):
+    """The hasher reads layers in parallel threads: every source must allow that."""
+    tag = "test/parallel:1"
+    specs = [spec(tag, "parallel")]
+    specs[0].layers += [[File(f"f{i}", bytes([i]) * 50000)] for i in range(5)]
+    built = write_docker_save(tmp_path / "p.tar", specs)[0]
+    registry.push(f"docker-archive:{tmp_path / 'p.tar'}", tag)
+    daemon_env.load(tmp_path / "p.tar")
+    images = [open_image(tag, tar=TarSource.from_option(tmp_path / "p.tar"), use_daemon=False),
+              open_image(f"{registry.host}/{tag}", use_daemon=False), open_image(tag, use_registry=False)]
+
+    def digest(job):
+        image, index = job
+        h = hashlib.sha256()
+        with image.open_layer(index) as stream:
+            while chunk := stream.read(8192):
+                h.update(chunk)
+        return "sha256:" + h.hexdigest()
+
+    jobs = [(image, index) for image in images for index in range(len(built.diff_ids))]
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(digest, jobs))
+    assert results == built.diff_ids * 3
