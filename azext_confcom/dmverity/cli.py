@@ -128,11 +128,13 @@ def _open_image(args: argparse.Namespace) -> Iterator[Image]:
                 raise ImageNotFoundError(f"image {args.image} is not in the tarball {args.tarball}",
                                          hint="Check the name with `tar -xOf TAR manifest.json` "
                                               "(RepoTags) or index.json.")
-            yield image
+            with image:
+                yield image
         return
     credentials = (args.username, args.password) if args.username or args.password else None
-    yield open_image(ref, platform=args.platform, credentials=credentials,
-                     use_daemon=args.docker, use_registry=not args.docker)
+    with open_image(ref, platform=args.platform, credentials=credentials,
+                    use_daemon=args.docker, use_registry=not args.docker) as image:
+        yield image
 
 
 # --- layer hashing -------------------------------------------------------------------------

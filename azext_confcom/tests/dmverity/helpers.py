@@ -14,9 +14,10 @@ from azext_confcom.tests.conftest import REPO
 BIN = REPO / "bin" / "dmverity-vhd"
 
 
-def run_tool(*args: str, cache: Path, timeout: float = 600) -> subprocess.CompletedProcess:
+def run_tool(*args: str, cache: Path, timeout: float = 600, env: dict | None = None
+             ) -> subprocess.CompletedProcess:
     """Run the real command in a child process with its own (empty) root-hash cache."""
-    env = dict(os.environ, CONFCOM_CACHE_DIR=str(cache))
+    env = dict(os.environ, **(env or {}), CONFCOM_CACHE_DIR=str(cache))
     return subprocess.run([sys.executable, str(BIN), *args], capture_output=True, env=env,
                           timeout=timeout)
 
