@@ -2,8 +2,9 @@
 
 ``acipolicygen_confcom`` follows the reference's processing order (secrets warning, existing
 policy, --tar check, warnings, generation, then per policy: diff | inject | print). Unlike the
-reference, every policy is generated before anything is written, so a failure for the second
-container group cannot leave the first one injected.
+reference, every policy is generated before anything is written and all container groups of a
+template are injected in one atomic rewrite, so a failure for the second group cannot leave the
+first one injected.
 
 Input sources are dispatched by ``_read_groups`` / ``_existing_policies`` / ``_policies``: the
 ARM template reader lives in ``azext_confcom.policy.arm``; the other sources (``--input``,
@@ -125,14 +126,15 @@ def acipolicygen_confcom(
                                  tar_mapping_location=tar_mapping_location, faster_hashing=faster_hashing)
 
     printing = print_policy_to_terminal or outraw or outraw_pretty_print
+    if source.kind == "arm" and not (printing or diff):
+        _inject_into_arm(source, policies)
+        return
     exit_code = 0
     for count, policy in enumerate(policies):
         if source.kind == "virtual_node_yaml" and not (printing or diff):
             _inject_into_yaml(source, count, policy)
         elif diff:
             exit_code = _diff(policy, stored[count], pretty=outraw_pretty_print) or exit_code
-        elif source.kind == "arm" and not printing:
-            _inject_into_arm(source, count, policy)
         else:
             _print_policy(policy, output_type, save_to_file)
     if exit_code:
@@ -313,13 +315,16 @@ def _print_policy(policy, output_type, save_to_file: Optional[str]) -> None:
         write_atomically(save_to_file, text)
 
 
-def _inject_into_arm(source: Source, count: int, policy) -> None:
+def _inject_into_arm(source: Source, policies: list) -> None:
+    """All policies into the template in one atomic rewrite; the digest of each one written."""
     from azext_confcom.inject import inject_into_template
     from azext_confcom.policy.render import OutputType, policy_digest, render
 
-    if inject_into_template(source.value, count, render(policy, OutputType.DEFAULT), policy.name):
-        print(policy_digest(policy))
-        logger.info("CCE Policy successfully injected into ARM Template")
+    written = inject_into_template(source.value, [(render(p, OutputType.DEFAULT), p.name) for p in policies])
+    for policy, ok in zip(policies, written):
+        if ok:
+            print(policy_digest(policy))
+            logger.info("CCE Policy successfully injected into ARM Template")
 
 
 def _inject_into_yaml(source: Source, count: int, policy) -> None:

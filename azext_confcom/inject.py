@@ -73,12 +73,14 @@ def ask_overwrite(group_name: str) -> bool:
     return answer.strip().lower() == "y"
 
 
-def inject_into_template(template_path: str | Path, index: int, policy_base64: str, group_name: str,
-                         confirm: Optional[Callable[[str], bool]] = None) -> bool:
-    """Store *policy_base64* as the ccePolicy of the *index*-th container group.
+def inject_into_template(template_path: str | Path, policies: list[tuple[str, str]],
+                         confirm: Optional[Callable[[str], bool]] = None) -> list[bool]:
+    """Store each ``(policy_base64, group_name)`` of *policies* as the ccePolicy of the container
+    group at the same index, in one atomic rewrite of the template.
 
     An empty or missing ccePolicy is written silently; a non-empty one only if *confirm* (by
-    default the interactive question) says yes. Returns whether the template was rewritten.
+    default the interactive question) says yes. Returns, per group, whether its policy was
+    written; the file is rewritten only if at least one was.
     """
     path = Path(template_path)
     try:
@@ -87,18 +89,24 @@ def inject_into_template(template_path: str | Path, index: int, policy_base64: s
         raise UserInputError(f"Cannot re-read the ARM template {path} to write the policy into it: {ex}",
                              hint="Make sure the file is not changed while the policy is generated.") from ex
     resources = supported_resources(template)
-    if index >= len(resources):
-        raise UserInputError(f"The ARM template {path} no longer has container group number {index + 1}.",
+    if len(policies) > len(resources):
+        raise UserInputError(f"The ARM template {path} no longer has {len(policies)} container groups.",
                              hint="Make sure the file is not changed while the policy is generated.")
-    resource = resources[index]
+    written = [_store(resource, policy, name, confirm or ask_overwrite)
+               for resource, (policy, name) in zip(resources, policies)]
+    if any(written):
+        write_atomically(path, dump_template(template))
+    return written
+
+
+def _store(resource: dict, policy_base64: str, group_name: str, confirm: Callable[[str], bool]) -> bool:
     properties = ci_get(resource, "properties")
     if not isinstance(properties, dict):
         properties = resource["properties"] = {}
     confcom = ci_get(properties, CONFCOM_PROPERTIES)
     if not isinstance(confcom, dict):
         confcom = properties[CONFCOM_PROPERTIES] = {}
-    if confcom.get(CCE_POLICY) and not (confirm or ask_overwrite)(group_name):
+    if confcom.get(CCE_POLICY) and not confirm(group_name):
         return False
     confcom[CCE_POLICY] = policy_base64
-    write_atomically(path, dump_template(template))
     return True

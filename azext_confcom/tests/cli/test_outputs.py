@@ -362,3 +362,15 @@ def test_include_fragments_from_a_fragments_file(az, template, image_tar):
                         "minimum_svn": "1"}
     svn = _raw(az, template, image_tar, "-f", "-j", str(fragments_file), "--infrastructure-svn", "99")
     assert [f["minimum_svn"] for f in rego_value(svn, "fragments")] == ["99", "1"]
+
+
+def test_several_groups_answer_separately_and_are_written_once(az, tmp_path, image_tar):
+    path = write_template(tmp_path / "t.json", arm_template([container("first")], [container("second")],
+                                                            cce_policy="b2xk"))
+    result = _generate(az, path, image_tar, stdin="n\ny\n")
+    assert result.exit_code == 0, result.stderr
+    assert stored_policy(path, 0) == "b2xk"
+    text = base64.b64decode(stored_policy(path, 1)).decode()
+    assert _user(text)["name"] == "second"
+    assert result.stdout.count("(y/n) ") == 2
+    assert result.stdout.endswith("(y/n) " + hashlib.sha256(text.encode()).hexdigest() + "\n")
