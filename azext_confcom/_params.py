@@ -19,6 +19,9 @@ def _container_definitions(value: str):
     return json.loads(value)
 
 
+_container_definitions.__name__ = "JSON"   # argparse: "invalid JSON value: ..."
+
+
 def load_arguments(loader, _command) -> None:
     flag = get_three_state_flag()
 

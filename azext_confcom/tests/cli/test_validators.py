@@ -78,6 +78,7 @@ def test_platform_must_be_a_known_one(az, template):
 def test_with_containers_must_be_json(az):
     result = az(*ACI, "--with-containers", "{not json")
     assert result.exit_code == 2
+    assert "argument --with-containers: invalid JSON value: '{not json'" in result.stderr
     assert "Traceback" not in result.stderr
 
 
