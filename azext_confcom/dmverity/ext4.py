@@ -689,7 +689,7 @@ def _prefix_bits(count: int) -> bytearray:
 
 
 def _count_bits(bitmap: bytearray) -> int:
-    return int.from_bytes(bitmap, "little").bit_count()
+    return bin(int.from_bytes(bitmap, "little")).count("1")
 
 
 def _superblock(groups: int, ipg: int, disk_blocks: int, free_blocks: int,
