@@ -72,8 +72,9 @@ class VerifiedLayer(io.RawIOBase):
 
     ``blob`` must offer ``read`` and ``readinto``. ``blob_digest`` is the stored blob's digest
     (skipped when ``None``, e.g. a legacy ``docker save`` layer whose only known digest is the
-    diff_id); ``diff_id`` is the digest of the uncompressed tar. gzip (single or multi-member) and zstd (with the optional
-    ``zstandard`` package) are detected by their magic; anything else is a plain tar.
+    diff_id); ``diff_id`` is the digest of the uncompressed tar. gzip (single or multi-member)
+    and zstd (with the optional ``zstandard`` package) are detected by their magic; anything
+    else is a plain tar.
     """
 
     def __init__(self, blob: io.RawIOBase, *, diff_id: str | None, blob_digest: str | None, what: str) -> None:
