@@ -59,6 +59,7 @@ class VerityHasher:
         self._count = 0
         self._patches: dict[int, bytes] = {}
         self._helper: _HashHelper | None = None
+        self._levels: list[bytes | bytearray] | None = None
         self._offload = offload and (os.cpu_count() or 1) > 1 and not getattr(sys, "frozen", False)
 
     @property
@@ -76,7 +77,8 @@ class VerityHasher:
             raise ValueError("data is not a whole number of blocks")
         self._count += size // BLOCK_SIZE
         if self._helper is None and self._offload and self._count > self.OFFLOAD_AFTER:
-            self._helper = _HashHelper.start()
+            # from here on every block goes to the helper, whose digests follow ours
+            self._helper = _HashHelper.start(self._leaves)
             self._offload = self._helper is not None
         if self._helper is not None:
             self._helper.send(view)
@@ -98,8 +100,10 @@ class VerityHasher:
         self._patches[index] = block_digest(block)
 
     def _finish(self) -> None:
+        if self._levels is not None:
+            return
         if self._helper is not None:
-            self._leaves += self._helper.finish()
+            self._helper.finish()
             self._helper = None
             self._offload = False
         if len(self._leaves) != self._count * DIGEST_SIZE:
@@ -109,6 +113,10 @@ class VerityHasher:
             start = index * DIGEST_SIZE
             self._leaves[start:start + DIGEST_SIZE] = digest
         self._patches.clear()
+        levels = [_pad(self._leaves)]                 # in place: the leaves are not copied
+        while len(levels[-1]) > BLOCK_SIZE:
+            levels.append(_pad(b"".join(block_digest(b) for b in _blocks(levels[-1]))))
+        self._levels = levels
 
     def close(self) -> None:
         """Stop a helper process, if any (after an error; ``levels()`` finishes normally)."""
@@ -116,15 +124,10 @@ class VerityHasher:
             self._helper.kill()
             self._helper = None
 
-    def levels(self) -> list[bytes]:
-        """Every hash level, leaves first, each padded to whole blocks."""
+    def levels(self) -> list[bytes | bytearray]:
+        """Every hash level, leaves first, each padded to whole blocks (no more blocks after)."""
         self._finish()
-        level = _pad(bytes(self._leaves))
-        levels = [level]
-        while len(level) > BLOCK_SIZE:
-            level = _pad(b"".join(block_digest(b) for b in _blocks(level)))
-            levels.append(level)
-        return levels
+        return self._levels
 
     def root(self) -> bytes:
         """The root digest: hash of the first level that fits one block."""
@@ -193,16 +196,17 @@ _HELPER_CHUNK = 256
 class _HashHelper:
     """A child process hashing blocks; a thread collects its digests so the pipe never fills."""
 
-    def __init__(self, proc: subprocess.Popen) -> None:
+    def __init__(self, proc: subprocess.Popen, digests: bytearray) -> None:
         self._proc = proc
-        self._digests = bytearray()
+        self._digests = digests
         self._stage = memoryview(bytearray(_HELPER_CHUNK * BLOCK_SIZE))
         self._staged = 0
         self._reader = threading.Thread(target=self._collect, name="verity-digests", daemon=True)
         self._reader.start()
 
     @classmethod
-    def start(cls) -> "_HashHelper | None":
+    def start(cls, digests: bytearray) -> "_HashHelper | None":
+        """Start a helper whose digests are appended to ``digests``; None if impossible."""
         try:
             proc = subprocess.Popen([sys.executable, "-I", "-S", "-c", _HELPER_SOURCE],
                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0)
@@ -211,7 +215,7 @@ class _HashHelper:
         for pipe in (proc.stdin, proc.stdout):   # fewer wake-ups and stalls (Linux only)
             with contextlib.suppress(OSError, AttributeError):
                 fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, _HELPER_CHUNK * BLOCK_SIZE)
-        return cls(proc)
+        return cls(proc, digests)
 
     def _collect(self) -> None:
         read = self._proc.stdout.read
@@ -225,8 +229,16 @@ class _HashHelper:
             raise HashingError(f"the block hashing helper process failed: {err}") from None
 
     def send(self, view: memoryview) -> None:
-        """Queue blocks; they travel in full 1 MiB messages (one wake-up of the helper each)."""
+        """Queue blocks; they travel in messages of up to 1 MiB (one helper wake-up each).
+
+        Small runs (a small file's blocks) are gathered first; a full chunk goes as is.
+        """
         stage, size = self._stage, len(self._stage)
+        if len(view) == size:
+            self._flush()
+            self._write(_HELPER_CHUNK.to_bytes(4, "little"))
+            self._write(view)
+            return
         offset = 0
         while offset < len(view):
             take = min(size - self._staged, len(view) - offset)
@@ -249,7 +261,7 @@ class _HashHelper:
             self._write(((1 << 31) + step).to_bytes(4, "little"))
             count -= step
 
-    def finish(self) -> bytearray:
+    def finish(self) -> None:
         self._flush()
         self._write(bytes(4))
         self._proc.stdin.close()
@@ -257,7 +269,6 @@ class _HashHelper:
         if self._proc.wait() != 0:
             raise HashingError("the block hashing helper process failed",
                                hint="Run again; if it persists, report it.")
-        return self._digests
 
     def kill(self) -> None:
         self._proc.kill()
@@ -265,7 +276,8 @@ class _HashHelper:
         self._reader.join()
 
 
-def _pad(level: bytes) -> bytes:
+def _pad(level: bytes | bytearray) -> bytes | bytearray:
+    """Zero-pad to whole blocks (at least one); a bytearray is extended in place."""
     rest = -len(level) % BLOCK_SIZE
     if rest or not level:
         level += bytes(rest or BLOCK_SIZE)

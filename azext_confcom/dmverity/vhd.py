@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from .layer import build_layer
-from .verity import BLOCK_SIZE, SALT, VerityHasher
+from .verity import BLOCK_SIZE, SALT
 
 _VHD_EPOCH = 946684800  # 2000-01-01T00:00:00Z
 

@@ -64,16 +64,18 @@ def test_rejects_partial_blocks_and_unknown_patches():
 def test_helper_process_gives_the_same_root(offload_after, monkeypatch):
     """Blocks, zero runs and patches that go through the hashing helper process."""
     monkeypatch.setattr(VerityHasher, "OFFLOAD_AFTER", offload_after)
-    parts = [os.urandom(5 * BLOCK_SIZE), os.urandom(300 * BLOCK_SIZE), os.urandom(BLOCK_SIZE)]
+    # small runs are gathered, a full 256-block run is sent as is, zero runs are a message
+    parts = [os.urandom(5 * BLOCK_SIZE), os.urandom(300 * BLOCK_SIZE), os.urandom(256 * BLOCK_SIZE),
+             os.urandom(BLOCK_SIZE)]
     patched = os.urandom(BLOCK_SIZE)
     hasher = VerityHasher()
-    hasher.add_blocks(parts[0])
-    hasher.add_blocks(parts[1])
+    for part in parts[:3]:
+        hasher.add_blocks(part)
     hasher.add_zero_blocks(1000)
-    hasher.add_blocks(parts[2])
+    hasher.add_blocks(parts[3])
     hasher.set_block(2, patched)
     assert hasher._helper is not None            # the helper really took over
-    data = b"".join(parts[:2]) + bytes(1000 * BLOCK_SIZE) + parts[2]
+    data = b"".join(parts[:3]) + bytes(1000 * BLOCK_SIZE) + parts[3]
     data = data[:2 * BLOCK_SIZE] + patched + data[3 * BLOCK_SIZE:]
     assert hasher.root_hex() == naive_root(data)
     assert hasher._helper is None
