@@ -297,7 +297,7 @@ class Ext4Builder:
             return self._root
         return self._lookup(parts, name).children.get(parts[-1])
 
-    def _mkdir_parents(self, name: bytes, parts: list[bytes]) -> None:
+    def _mkdir_parents(self, parts: list[bytes]) -> None:
         node = self._root
         for i, part in enumerate(parts):
             if len(part) > 255:
@@ -395,7 +395,7 @@ class Ext4Builder:
         name = entry.name
         parts = _components(name)
         try:
-            self._mkdir_parents(name, parts[:-1])
+            self._mkdir_parents(parts[:-1])
         except LayerConversionError as err:
             raise LayerConversionError(
                 f"failed to ensure parent directories for {_show(name)}: {err.message}",
