@@ -51,7 +51,9 @@ _XATTR_PREFIXES = (
     (b"system.richacl", 8), (b"system.", 7), (b"user.", 1), (b"trusted.", 4),
     (b"security.", 6),
 )
-_INODE = struct.Struct("<HHIIIIIHHIII60sIIIIHHHHHHHHIIIII")
+#: the 256-byte inode record; the last 104 bytes are the in-inode xattr area
+_INODE = struct.Struct("<HHIIIIIHHIII60sIIIIHHHHHHHHIIIII104s")
+_NO_INLINE_XATTRS = bytes(104)
 _GROUP_DESC = struct.Struct("<IIIHHHHIHHHH")
 
 
@@ -628,18 +630,18 @@ class Ext4Builder:
             i_block = node.target
         elif ftype in (S_IFCHR, S_IFBLK):
             i_block = struct.pack("<II", 0, node.dev)
-        record = bytearray(_INODE.pack(
+        area = _NO_INLINE_XATTRS
+        if node.inline_xattrs:
+            area = bytearray(len(_NO_INLINE_XATTRS))
+            struct.pack_into("<I", area, 0, _XATTR_MAGIC)
+            _pack_xattrs(node.inline_xattrs, area, 4, 4)
+        return _INODE.pack(
             node.mode, node.uid & 0xFFFF, node.size & 0xFFFFFFFF,
             node.atime & 0xFFFFFFFF, node.ctime & 0xFFFFFFFF, node.mtime & 0xFFFFFFFF, 0,
             node.gid & 0xFFFF, node.links, blocks, flags, 0, i_block, 0, node.xattr_block,
             node.size >> 32, 0, 0, 0, node.uid >> 16, node.gid >> 16, 0, 0, 24, 0,
             node.ctime >> 32, node.mtime >> 32, node.atime >> 32, node.crtime & 0xFFFFFFFF,
-            node.crtime >> 32))
-        area = bytearray(_INODE_SIZE - len(record))
-        if node.inline_xattrs:
-            struct.pack_into("<I", area, 0, _XATTR_MAGIC)
-            _pack_xattrs(node.inline_xattrs, area, 4, 4)
-        return bytes(record + area)
+            node.crtime >> 32, area)
 
 
 def _directory_blocks(node: _Inode, parent: _Inode) -> bytearray:
