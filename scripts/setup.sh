@@ -14,9 +14,7 @@ VENV="$REPO/.venv"
 export AZURE_CONFIG_DIR="$REPO/.cache/azure"
 export AZURE_EXTENSION_DIR="$AZURE_CONFIG_DIR/cliextensions"
 export AZURE_CORE_COLLECT_TELEMETRY=false
-QUIET="${CONFCOM_SETUP_QUIET:-}"
-
-say() { [ -n "$QUIET" ] || echo "setup: $*" >&2; }
+say() { echo "setup: $*" >&2; }
 
 # 1. Debian packages: docker daemon, registry, skopeo, htpasswd, curl and the ext4/dm-verity tools
 #    the tests compare against; python3-venv for the virtual environment.
@@ -91,10 +89,8 @@ mkdir -p samples/generated
 cp samples/template.json samples/generated/template.json
 
 # 6. The main job: write the policy into the template copy (prints the policy's sha256).
-if [ -z "${CONFCOM_SKIP_SAMPLE:-}" ]; then
-    say "az confcom acipolicygen -a samples/generated/template.json --tar samples/generated/hello.tar"
-    "$VENV/bin/az" confcom acipolicygen -a samples/generated/template.json \
-        --tar samples/generated/hello.tar --disable-stdio
-    say "policy written into samples/generated/template.json; run scripts/az for more, e.g."
-    say "  scripts/az confcom acipolicygen -a samples/generated/template.json --print-existing-policy"
-fi
+say "az confcom acipolicygen -a samples/generated/template.json --tar samples/generated/hello.tar"
+"$VENV/bin/az" confcom acipolicygen -a samples/generated/template.json \
+    --tar samples/generated/hello.tar --disable-stdio
+say "policy written into samples/generated/template.json; run scripts/az for more, e.g."
+say "  scripts/az confcom acipolicygen -a samples/generated/template.json --print-existing-policy"
