@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import struct
-from typing import BinaryIO, Iterable, Optional
+from typing import BinaryIO, Iterable, Optional, Sequence
 
 from ..errors import ArchiveError, LayerConversionError
 from .gosort import go_sort_slice
@@ -147,7 +147,7 @@ def _place_xattrs(xattrs: dict[bytes, bytes], name: bytes) -> tuple[list[_Xattr]
     return inline, block
 
 
-def _pack_xattrs(entries: list[_Xattr], area: bytearray, entries_at: int, offs_base: int) -> None:
+def _pack_xattrs(entries: Sequence[_Xattr], area: bytearray, entries_at: int, offs_base: int) -> None:
     """Entries from ``entries_at`` upwards, values packed from the end downwards."""
     pos, end = entries_at, len(area)
     for x in entries:
@@ -159,7 +159,7 @@ def _pack_xattrs(entries: list[_Xattr], area: bytearray, entries_at: int, offs_b
         pos += 16 + _r4(len(x.stored))
 
 
-def _readback(entries: list[_Xattr]) -> dict[bytes, bytes]:
+def _readback(entries: Sequence[_Xattr]) -> dict[bytes, bytes]:
     """What compactext4 reads back from stored entries: it stops at an empty stored name."""
     out: dict[bytes, bytes] = {}
     for x in entries:
@@ -182,8 +182,8 @@ class _Inode:
         self.atime = self.ctime = self.mtime = self.crtime = 0
         self.links = 0
         self.data_start = self.data_blocks = self.leaf_block = self.xattr_block = 0
-        self.inline_xattrs: list[_Xattr] = []
-        self.block_xattrs: list[_Xattr] = []
+        self.inline_xattrs: Sequence[_Xattr] = ()      # shared empty tuple: most inodes have none
+        self.block_xattrs: Sequence[_Xattr] = ()
         self.children: Optional[dict[bytes, _Inode]] = {} if mode & _TYPE_MASK == S_IFDIR else None
         self.target = b""
 
@@ -362,8 +362,8 @@ class Ext4Builder:
             meta["atime"], meta["ctime"], meta["mtime"], meta["crtime"])
         node.size = 0
         node.target = b""
-        node.inline_xattrs = inline
-        node.block_xattrs = block
+        node.inline_xattrs = inline or ()
+        node.block_xattrs = block or ()
         if block or node.xattr_block:
             content = self._xattr_block(block)
             if node.xattr_block:

@@ -113,3 +113,12 @@ def test_gzip_bomb_streams_in_bounded_memory(tmp_path):
         f.write(info.tobuf(tarfile.PAX_FORMAT))
         f.truncate(512 + size + 1024 + 512)
     assert hashlayer(plain, tmp_path)[1] == result.stdout.decode()
+
+
+def test_very_deep_path_is_built_without_recursion_or_blowup(tmp_path):
+    """A 30,000-level PAX path: 30,000 implicit directories, walked iteratively."""
+    layer = write(tmp_path, "deep.tar", layer_tar([file_entry("/".join(["d"] * 30000) + "/f", b"x")]))
+    result, rss = run_tool_rss("hashlayer", "-t", str(layer), cache=tmp_path / "cache")
+    assert result.returncode == 0, result.stderr.decode()
+    assert len(result.stdout.strip()) == 64
+    assert rss < 64 * MIB
