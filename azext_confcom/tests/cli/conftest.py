@@ -18,6 +18,7 @@ import pytest
 from azure.cli.core import AzCli, MainCommandsLoader
 
 from azext_confcom.tests.imagebuild import File, ImageSpec, write_docker_save
+from azext_confcom.tests.services import dockerd, registry  # noqa: F401  (real services as fixtures)
 
 
 class ConfcomOnlyLoader(MainCommandsLoader):

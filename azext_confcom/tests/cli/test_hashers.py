@@ -6,12 +6,11 @@ from __future__ import annotations
 import os
 
 from azext_confcom.tests.cli.conftest import arm_template, container, rego_value, write_template
-from azext_confcom.tests.services import dockerd  # noqa: F401  (fixture)
 
 ACI = ("confcom", "acipolicygen")
 
 
-def test_daemon_images_with_faster_hashing(az, dockerd, image_tar, sample_layers, tmp_path, monkeypatch):  # noqa: F811
+def test_daemon_images_with_faster_hashing(az, dockerd, image_tar, sample_layers, tmp_path, monkeypatch):
     dockerd.load(image_tar)
     monkeypatch.setenv("DOCKER_HOST", dockerd.host)
     path = write_template(tmp_path / "t.json", arm_template([container()]))

@@ -14,7 +14,6 @@ import json
 import pytest
 
 from azext_confcom.tests.cli.conftest import arm_template, container, rego_value, write_template
-from azext_confcom.tests.services import registry  # noqa: F401  (fixture)
 
 ACI = ("confcom", "acipolicygen")
 IMAGE = "confcom/sample:1.0"
@@ -92,7 +91,7 @@ def test_with_containers_needs_no_image(az):
 
 
 @pytest.fixture(scope="module")
-def pushed(registry, image_tar):  # noqa: F811
+def pushed(registry, image_tar):
     """The sample image in the test registry; returns its reference there."""
     ref = f"{registry.host}/confcom/sample:1.0"
     registry.push(f"docker-archive:{image_tar}:{IMAGE}", "confcom/sample:1.0")
