@@ -40,6 +40,14 @@ def write_atomically(path: Path, text: str) -> None:
     A symlinked template stays a symlink: its target is what gets replaced.
     """
     path = Path(os.path.realpath(path))
+    try:
+        _replace(path, text)
+    except OSError as ex:
+        raise UserInputError(f"Cannot write {path}: {ex.strerror or ex}",
+                             hint="Check that the folder exists and is writable; nothing was changed.") from ex
+
+
+def _replace(path: Path, text: str) -> None:
     mode = path.stat().st_mode & 0o7777 if path.exists() else None
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:

@@ -374,3 +374,10 @@ def test_several_groups_answer_separately_and_are_written_once(az, tmp_path, ima
     assert _user(text)["name"] == "second"
     assert result.stdout.count("(y/n) ") == 2
     assert result.stdout.endswith("(y/n) " + hashlib.sha256(text.encode()).hexdigest() + "\n")
+
+
+def test_save_to_an_unwritable_place_is_a_clear_error(az, template, image_tar, tmp_path):
+    result = _generate(az, template, image_tar, "--outraw", "-s", str(tmp_path / "missing" / "policy.rego"))
+    assert result.exit_code == 1
+    assert f"ERROR: Cannot write {tmp_path / 'missing' / 'policy.rego'}: No such file or directory" in result.stderr
+    assert "Traceback" not in result.stderr
