@@ -14,7 +14,7 @@ import json
 import os
 import sys
 import traceback
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import CancelledError, ThreadPoolExecutor
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterator, NoReturn
 
@@ -157,10 +157,13 @@ def _for_each_layer(image: Image, work: Callable[[int], str]) -> list[str]:
         for i, future in futures.items():
             try:
                 results[i] = future.result()
+            except CancelledError:
+                continue
             except Exception as err:  # decided below, in manifest order
                 failures[i] = err
-                for other in futures.values():
-                    other.cancel()
+                if not isinstance(err, NotALayerError):   # the run fails: skip what has not started
+                    for other in futures.values():
+                        other.cancel()
     hard = [i for i, err in failures.items() if not isinstance(err, NotALayerError)]
     if hard:
         raise failures[min(hard)]

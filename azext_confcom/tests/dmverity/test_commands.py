@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
+import io
 import json
 import re
 import shutil
 import struct
 import subprocess
+import tarfile
 
 import pytest
 
@@ -122,3 +125,39 @@ def test_create_output_matches_roothash(golden_images, tmp_path):
                        "-o", str(tmp_path / "out"), cache=tmp_path / "c2")
     assert created.returncode == 0
     assert len(created.stdout.decode().splitlines()) == len(entry["layers"])
+
+
+def docker_save(path, layers: list[bytes], tag: str) -> None:
+    """A minimal docker-save tar (config + manifest.json) around the given layer blobs."""
+    diff_ids = ["sha256:" + hashlib.sha256(layer).hexdigest() for layer in layers]
+    config = json.dumps({"architecture": "amd64", "os": "linux",
+                         "rootfs": {"type": "layers", "diff_ids": diff_ids}}).encode()
+    config_name = hashlib.sha256(config).hexdigest() + ".json"
+    members = {config_name: config}
+    for i, layer in enumerate(layers):
+        members[f"l{i}/layer.tar"] = layer
+    members["manifest.json"] = json.dumps([{"Config": config_name, "RepoTags": [tag],
+                                            "Layers": [f"l{i}/layer.tar" for i in range(len(layers))]}]).encode()
+    with tarfile.open(path, "w") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+
+
+def test_blobs_that_are_not_tars_are_reported_together(golden_images, tmp_path):
+    good = docker_save_layer(golden_images / "small_file.tar")
+    image = tmp_path / "img.tar"
+    docker_save(image, [b"", good, b"not a tar at all" * 100, good], "test/mixed:1")
+    result = run_tool("--tarball", str(image), "roothash", "-i", "test/mixed:1", cache=tmp_path / "c")
+    assert result.returncode == 1 and result.stdout == b""
+    assert "missing root hashes for layers: [0 2]" in result.stderr.decode()
+
+
+def test_a_conversion_error_wins_over_missing_layers(golden_images, tmp_path):
+    bad = docker_save_layer(golden_images / "err_duplicate_nonempty_file.tar")
+    image = tmp_path / "img.tar"
+    docker_save(image, [b"", bad], "test/bad:1")
+    result = run_tool("--tarball", str(image), "roothash", "-i", "test/bad:1", cache=tmp_path / "c")
+    assert result.returncode == 1 and result.stdout == b""
+    assert "failed to convert tar to ext4: " in result.stderr.decode()
