@@ -90,11 +90,14 @@ def test_acipolicygen_injects_into_the_template(installed, image_tar, sample_lay
     assert "Generating security policy for ARM Template" in result.stderr
 
 
-def test_outraw_bytes(installed, image_tar):
+def test_outraw_bytes_match_the_in_process_harness(installed, az, image_tar):
     template = write_template(installed.work / "raw.json", arm_template([container()]))
-    result = installed("confcom", "acipolicygen", "-a", str(template), "--tar", str(image_tar), "--outraw")
+    args = ("confcom", "acipolicygen", "-a", str(template), "--tar", str(image_tar), "--outraw")
+    result = installed(*args)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("package policy\n") and result.stdout.endswith("}\n\n\n")
+    in_process = az(*args)
+    assert (in_process.exit_code, in_process.stdout) == (0, result.stdout)
 
 
 def test_errors_exit_codes_no_traceback(installed, image_tar):
