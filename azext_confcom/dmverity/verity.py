@@ -4,6 +4,10 @@ The ext4 image is produced mostly in order, but a few blocks (superblock, group
 descriptors, rewritten xattr blocks) are only final at the end. The hasher therefore
 keeps one 32-byte leaf digest per block, lets callers overwrite any leaf, and builds the
 upper levels only when the root is asked for. Nothing but the leaves is ever stored.
+
+Hashing a 4 KiB block costs as much as everything else the converter does per block, so
+for large layers it is moved to a bare helper interpreter fed through a pipe: the main
+process parses the tar and lays out ext4 while the helper hashes on another core.
 """
 
 from __future__ import annotations
