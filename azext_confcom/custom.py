@@ -171,7 +171,7 @@ def acifragmentgen_confcom(
     """Generate an (unsigned) policy fragment: ``<namespace>.rego`` in the current directory."""
     from pathlib import Path
 
-    from azext_confcom.inject import write_atomically
+    from azext_confcom.inject import save_text
     from azext_confcom.policy.render import OutputType, render_fragment
 
     _refuse_unsupported_fragment_flags(key, generate_import, upload_fragment, out_signed_fragment)
@@ -199,7 +199,7 @@ def acifragmentgen_confcom(
                              hint="Give the fragment at least one container image.")
     text = render_fragment(policy, namespace, svn, OutputType.RAW if outraw else OutputType.PRETTY_PRINT)
     stem = output_filename[:-len(".rego")] if output_filename.endswith(".rego") else output_filename
-    write_atomically(Path.cwd() / f"{stem or namespace}.rego", text)
+    save_text(Path.cwd() / f"{stem or namespace}.rego", text)
     if not no_print:
         print(text)
 
@@ -310,9 +310,9 @@ def _print_policy(policy, output_type, save_to_file: Optional[str]) -> None:
     print(f"{text}\n\n")
     if save_to_file:
         logger.warning(SAVE_TO_FILE_WARNING)
-        from azext_confcom.inject import write_atomically
+        from azext_confcom.inject import save_text
 
-        write_atomically(save_to_file, text)
+        save_text(save_to_file, text)
 
 
 def _inject_into_arm(source: Source, policies: list) -> None:

@@ -34,20 +34,21 @@ def dump_template(template: dict) -> str:
     return json.dumps(template, indent=2)
 
 
-def write_atomically(path: Path, text: str) -> None:
-    """Replace *path* with *text*: same directory temp file, fsync, rename; keeps the file mode.
-
-    A symlinked template stays a symlink: its target is what gets replaced.
-    """
-    path = Path(os.path.realpath(path))
+def save_text(path: str | Path, text: str) -> None:
+    """``write_atomically`` for files the user named: a failure is a clear error, not a traceback."""
     try:
-        _replace(path, text)
+        write_atomically(path, text)
     except OSError as ex:
         raise UserInputError(f"Cannot write {path}: {ex.strerror or ex}",
                              hint="Check that the folder exists and is writable; nothing was changed.") from ex
 
 
-def _replace(path: Path, text: str) -> None:
+def write_atomically(path: str | Path, text: str) -> None:
+    """Replace *path* with *text*: same directory temp file, fsync, rename; keeps the file mode.
+
+    A symlinked file stays a symlink: its target is what gets replaced. Raises OSError.
+    """
+    path = Path(os.path.realpath(path))
     mode = path.stat().st_mode & 0o7777 if path.exists() else None
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -103,7 +104,7 @@ def inject_into_template(template_path: str | Path, policies: list[tuple[str, st
     written = [_store(resource, policy, name, confirm or ask_overwrite)
                for resource, (policy, name) in zip(resources, policies)]
     if any(written):
-        write_atomically(path, dump_template(template))
+        save_text(path, dump_template(template))
     return written
 
 
