@@ -3,6 +3,7 @@ template byte-for-byte untouched."""
 
 from __future__ import annotations
 
+import base64
 import json
 
 import pytest
@@ -179,3 +180,21 @@ def test_template_mistakes(az, tmp_path, image_tar, container_props, group_props
     error = next(l for l in result.stderr.splitlines() if l.startswith("ERROR: "))
     assert message in error, error
     assert result.stdout == ""
+
+
+def test_tar_mapping_that_is_not_json(az, tmp_path):
+    mapping = tmp_path / "tars.json"
+    mapping.write_text("{not json")
+    path = write_template(tmp_path / "t.json", arm_template([container()]))
+    result = _run_untouched(az, path, "--tar", str(mapping))
+    _assert_failed(result, f"The --tar mapping file '{mapping}' is not valid JSON")
+
+
+def test_print_existing_policy_comes_before_the_tar_check(az, tmp_path):
+    """Processing order (cli.md §1.4): the stored policy is printed before --tar is looked at."""
+    rego = "package policy\n"
+    path = write_template(tmp_path / "t.json", arm_template(
+        [container()], cce_policy=base64.b64encode(rego.encode()).decode()))
+    result = _run_untouched(az, path, "--print-existing-policy", "--tar", str(tmp_path / "missing.tar"))
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == f"CCE Policy for Container Group: group0\n\n{rego}\n"
