@@ -128,3 +128,11 @@ def test_tar_and_registry_images_in_one_template(az, pushed, image_tar, sample_l
     local, remote, _pause = rego_value(result.stdout, "containers")
     assert local["layers"] == remote["layers"] == sample_layers
     assert remote["id"] == pushed
+
+
+def test_containers_from_image_of_a_missing_image(az, registry, no_daemon):
+    result = az("confcom", "containers", "from_image", f"{registry.host}/confcom/absent:1")
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert "ERROR: " in result.stderr and "confcom/absent" in result.stderr
+    assert "Traceback" not in result.stderr
