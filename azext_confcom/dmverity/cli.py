@@ -16,13 +16,15 @@ import sys
 import traceback
 from concurrent.futures import CancelledError, ThreadPoolExecutor
 from pathlib import Path
-from typing import BinaryIO, Callable, Iterator, NoReturn
+from typing import TYPE_CHECKING, BinaryIO, Callable, Iterator, NoReturn
 
 from ..errors import ConfcomError, ImageNotFoundError, UserInputError
-from ..images import DEFAULT_PLATFORM, Image, ImageReference, open_image, open_tar
 from .cache import RootHashCache
 from .layer import NotALayerError, layer_root_hash
 from .vhd import write_layer_vhd
+
+if TYPE_CHECKING:
+    from ..images import Image
 
 _GZIP_MAGIC = b"\x1f\x8b"
 
@@ -55,8 +57,8 @@ def _parser() -> argparse.ArgumentParser:
                          help="image reference (with --tarball: the image inside the tar)")
         sub.add_argument("-u", "--username", help="registry username")
         sub.add_argument("-p", "--password", help="registry password")
-        sub.add_argument("--platform", default=DEFAULT_PLATFORM,
-                         help=f"platform of a multi-platform image (default {DEFAULT_PLATFORM})")
+        sub.add_argument("--platform", help="platform of a multi-platform image "
+                                             "(default linux/amd64)")
         return sub
 
     image_command("roothash", "print the dm-verity root hash of every layer").set_defaults(
@@ -111,10 +113,14 @@ def _log(args: argparse.Namespace, message: str) -> None:
 @contextlib.contextmanager
 def _open_image(args: argparse.Namespace) -> Iterator[Image]:
     """The image named by -i, from --tarball, the Docker daemon (-d) or its registry."""
+    # imported here: registry and daemon clients are heavy and `hashlayer` needs neither
+    from ..images import DEFAULT_PLATFORM, ImageReference, open_image, open_tar
+
+    platform = args.platform or DEFAULT_PLATFORM
     if args.docker and args.tarball:
         raise UserInputError("cannot use both docker and tarball for image source")
-    if not args.platform.lower().startswith("linux"):
-        raise UserInputError(f"platform {args.platform} is not supported",
+    if not platform.lower().startswith("linux"):
+        raise UserInputError(f"platform {platform} is not supported",
                              hint="This dmverity-vhd hashes Linux layers only; set "
                                   "CONFCOM_DMVERITY_VHD to the official binary for Windows images.")
     if not args.image:
@@ -123,7 +129,7 @@ def _open_image(args: argparse.Namespace) -> Iterator[Image]:
     ref = ImageReference.parse(args.image)
     if args.tarball:
         with open_tar(args.tarball) as archive:
-            image = archive.find(ref, args.platform)
+            image = archive.find(ref, platform)
             if image is None:
                 raise ImageNotFoundError(f"image {args.image} is not in the tarball {args.tarball}",
                                          hint="Check the name with `tar -xOf TAR manifest.json` "
@@ -132,7 +138,7 @@ def _open_image(args: argparse.Namespace) -> Iterator[Image]:
                 yield image
         return
     credentials = (args.username, args.password) if args.username or args.password else None
-    with open_image(ref, platform=args.platform, credentials=credentials,
+    with open_image(ref, platform=platform, credentials=credentials,
                     use_daemon=args.docker, use_registry=not args.docker) as image:
         yield image
 
