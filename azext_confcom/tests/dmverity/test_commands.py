@@ -165,3 +165,20 @@ def test_a_conversion_error_wins_over_missing_layers(golden_images, tmp_path):
     result = run_tool("--tarball", str(image), "roothash", "-i", "test/bad:1", cache=tmp_path / "c")
     assert result.returncode == 1 and result.stdout == b""
     assert "failed to convert tar to ext4: " in result.stderr.decode()
+
+
+@pytest.mark.slow
+def test_create_multi_group_image_verifies(golden_large_image, tmp_path):
+    """40,000 inodes: two block groups, so the descriptors and per-group bitmaps are checked too."""
+    name = "gzip_many_inodes.tar"
+    entry = EXPECTED[name]
+    out = tmp_path / "out"
+    result = run_tool("--tarball", str(golden_large_image(name)), "create", "-i", entry["ref"],
+                      "-o", str(out), cache=tmp_path / "cache")
+    assert result.returncode == 0, result.stderr.decode()
+    path = out / (entry["layer_diff_ids"][0].split(":")[1] + ".vhd")
+    with open(path, "rb") as f:
+        size = ext4_size(f.read(2048))
+    assert size > 32768 * 4096                                       # more than one group
+    assert veritysetup_verify(path, entry["layers"][0], size).returncode == 0
+    assert e2fsck_problems(path, allow_acl_blocks=False) == []
