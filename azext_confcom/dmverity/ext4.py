@@ -172,6 +172,8 @@ def _readback(entries: Sequence[_Xattr]) -> dict[bytes, bytes]:
 # --- the inode tree -------------------------------------------------------------------
 
 class _Inode:
+    """One inode of the image being built; a directory holds its children by name."""
+
     __slots__ = ("number", "mode", "uid", "gid", "size", "atime", "ctime", "mtime", "crtime",
                  "links", "dev", "data_start", "data_blocks", "leaf_block", "xattr_block",
                  "inline_xattrs", "block_xattrs", "children", "target")
