@@ -271,7 +271,7 @@ def _policy_options(source: Source, *, fragments_json: Optional[str], **kwargs):
 
         imports = read_fragment_imports(fragments_json)
     return PolicyOptions(fragment_imports=imports, fragments_first=source.kind == "input",
-                         merge_sidecar_config=source.kind == "image", **kwargs)
+                         image_source=source.kind == "image", **kwargs)
 
 
 def _policies(source: Source, options, *, diff: bool, approve_wildcards: bool,

@@ -28,7 +28,7 @@ import yaml
 from knack.log import get_logger
 
 from azext_confcom.errors import UserInputError
-from azext_confcom.inject import write_atomically
+from azext_confcom.inject import save_text
 from azext_confcom.inputs import platform_defaults
 from azext_confcom.policy.execs import hook_exec, probe_exec
 from azext_confcom.policy.lookup import ci_get, read_text
@@ -389,7 +389,7 @@ def inject_policy(path: str, index: int, policy: str, *, ask: Ask = input) -> bo
         logger.warning("Could not add the policy annotation to %s in place; the YAML is rewritten "
                        "(same content and key order, comments are lost)", path)
         new_text = yaml.safe_dump_all(expected, sort_keys=False, default_flow_style=False)
-    write_atomically(file, new_text)
+    save_text(file, new_text)
     return True
 
 

@@ -84,8 +84,9 @@ class PolicyOptions:
     #: ``--input`` quirk: the file's own fragments come first, the default infra fragment last
     fragments_first: bool = False
     prerelease: bool = False
-    #: ``--image`` source: sidecar images are merged with their image config like user images
-    merge_sidecar_config: bool = False
+    #: ``--image`` source (reference quirks): sidecar images are merged with their image config
+    #: like user images, and ``--debug-mode`` changes only the allow_* flags (no debug shells)
+    image_source: bool = False
 
 
 @dataclass
@@ -254,7 +255,7 @@ def container_json(spec: ContainerSpec, document: dict, layers: list[str], optio
     """The policy object of one user container: spec merged over its image config."""
     image_config = document.get("config") or {}
     sidecar = config.is_sidecar(spec.image)
-    merge = not sidecar or options.merge_sidecar_config
+    merge = not sidecar or options.image_source
 
     out: dict = {
         "id": spec.image,
@@ -340,7 +341,7 @@ def _exec_processes(spec: ContainerSpec, options: PolicyOptions) -> list[dict]:
     for process in spec.exec_processes:
         if all(p["command"] != process.command for p in processes):
             processes.append({"command": list(process.command), "signals": list(process.signals)})
-    if options.debug_mode:
+    if options.debug_mode and not options.image_source:
         processes += config.debug_settings()["execProcesses"]
     return processes
 

@@ -154,8 +154,6 @@ def test_two_sources_at_once(az, tmp_path):
     failed(az(*ACI, "-i", str(path), "--image", IMAGE), "Can only generate CCE policy from one source at a time")
 
 
-@pytest.mark.xfail(strict=True, reason="generator: with --image, --debug-mode must change only the allow_* "
-                                       "flags (the reference adds no debug exec processes for this source)")
 def test_image_debug_mode_changes_only_the_flags(az, image_tar):
     result = ok(az(*ACI, "--image", IMAGE, "--tar", str(image_tar), "--debug-mode"))
     rego = base64.b64decode(result.stdout[:-3]).decode()

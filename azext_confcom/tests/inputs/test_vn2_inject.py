@@ -8,6 +8,7 @@ import textwrap
 import pytest
 import yaml
 
+from azext_confcom.errors import UserInputError
 from azext_confcom.inputs import inject_into_yaml, read_existing_policies
 from azext_confcom.inputs.vn2 import POLICY_ANNOTATION, inject_policy
 
@@ -187,7 +188,7 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path, monkeypat
         raise OSError("disk full")
 
     monkeypatch.setattr(os, "replace", broken_replace)
-    with pytest.raises(OSError):
+    with pytest.raises(UserInputError, match="disk full"):
         inject_policy(str(path), 0, POLICY, ask=never_asked)
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pods.yaml"]

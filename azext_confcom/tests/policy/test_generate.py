@@ -233,7 +233,7 @@ def test_sidecars():
     assert only.sidecar is True and only.pause is None
     assert only.containers[0]["env_rules"] == [] and only.containers[0]["mounts"] == []
     assert only.containers[0]["command"] == []
-    merged = generate(sidecar, image_config={"Cmd": ["/run"]}, options=PolicyOptions(merge_sidecar_config=True))
+    merged = generate(sidecar, image_config={"Cmd": ["/run"]}, options=PolicyOptions(image_source=True))
     assert merged.containers[0]["command"] == ["/run"]
     mixed = generate(ContainerSpec(image="app:1", name="a"), sidecar)
     assert mixed.sidecar is False and mixed.pause is not None
