@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.x509.oid import NameOID
 
-SETUP_HINT = ("is not installed; run the project's setup script (.ci/setup), which installs "
+SETUP_HINT = ("is not installed; run the project's setup script (scripts/setup.sh), which installs "
               "docker.io, docker-registry, skopeo and apache2-utils")
 USER, PASSWORD = "confcom", "s3cret-Passw0rd"
 
