@@ -172,7 +172,13 @@ def _for_each_layer(image: Image, work: Callable[[int], str]) -> list[str]:
                         other.cancel()
     hard = [i for i, err in failures.items() if not isinstance(err, NotALayerError)]
     if hard:
-        raise failures[min(hard)]
+        first = min(hard)
+        err = failures[first]
+        if isinstance(err, ConfcomError):         # say which layer, keep the reference's text
+            layer = image.layers[first]
+            where = f"In layer {first} ({layer.diff_id or layer.digest}) of {image.name}."
+            err.hint = f"{where} {err.hint}" if err.hint else where
+        raise err
     keys = [layer.diff_id or layer.digest or str(i) for i, layer in enumerate(image.layers)]
     missing = [i for i, key in enumerate(keys) if first_index[key] in failures]
     if missing:

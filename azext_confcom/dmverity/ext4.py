@@ -218,8 +218,24 @@ def _components(name: bytes) -> list[bytes]:
     return out
 
 
+_HINTS = {
+    "invalid name": "ext4 allows 1 to 255 bytes per path component.",
+    "path not found": "A parent of this path is not a directory in the layer (the host never "
+                      "follows symlinks while building the layer).",
+    "cannot replace a directory with a file": "The layer lists this path both as a directory "
+                                              "and as something else.",
+    "cannot replace a file with a directory": "The layer lists this path both as a directory "
+                                              "and as something else.",
+    "cannot orphan existing file or directory": "A hard link may only replace a file that has "
+                                                "other names.",
+    "exceeded parent directory maximum link count": "ext4 allows at most 64998 subdirectories "
+                                                    "per directory.",
+}
+
+
 def _fail(name: bytes, what: str, hint: str | None = None) -> LayerConversionError:
-    return LayerConversionError(f"{_show(name)}: {what}", hint=hint)
+    """The reference's ``NAME: problem`` error, with a hint saying what it means."""
+    return LayerConversionError(f"{_show(name)}: {what}", hint=hint or _HINTS.get(what))
 
 
 class Ext4Builder:

@@ -65,6 +65,9 @@ def test_error_messages_name_the_problem(name, fragment, golden_images, tmp_path
                       cache=tmp_path)
     assert result.returncode == 1 and result.stdout == b""
     assert fragment in result.stderr.decode()
+    if name != "err_zero_byte_layer.tar":                     # conversion errors say where
+        diff_id = EXPECTED[name]["layer_diff_ids"][0]
+        assert f"In layer 0 ({diff_id}) of {EXPECTED[name]['ref']}." in result.stderr.decode()
 
 
 def test_cache_is_reused_and_keyed_by_diff_id(golden_images, tmp_path):
