@@ -13,6 +13,15 @@ long-summary: >
     group may use.
 """
 
+_STDIO_PARAMETERS = """\
+  - name: --disable-stdio
+    type: bool
+    short-summary: Deny every container access to its standard input and output.
+  - name: --enable-stdio
+    type: bool
+    short-summary: Allow standard input and output (the current default); silences the warning about it.
+"""
+
 helps["confcom acipolicygen"] = """
 type: command
 short-summary: Generate a security policy for a confidential container group.
@@ -62,13 +71,7 @@ parameters:
   - name: --debug-mode
     type: bool
     short-summary: Generate a debugging policy (shell access, stack dumps, runtime logs). Never use it in production.
-  - name: --disable-stdio
-    type: bool
-    short-summary: Deny every container access to its standard input and output.
-  - name: --enable-stdio
-    type: bool
-    short-summary: Allow standard input and output (the current default); silences the warning about it.
-  - name: --infrastructure-svn
+""" + _STDIO_PARAMETERS + """  - name: --infrastructure-svn
     type: string
     short-summary: Minimum software version number required of the ACI infrastructure fragment.
   - name: --exclude-default-fragments -e
@@ -179,13 +182,7 @@ parameters:
   - name: --omit-id
     type: bool
     short-summary: Leave the image reference (id) out of every container.
-  - name: --disable-stdio
-    type: bool
-    short-summary: Deny every container access to its standard input and output.
-  - name: --enable-stdio
-    type: bool
-    short-summary: Allow standard input and output (the current default); silences the warning about it.
-  - name: --debug-mode
+""" + _STDIO_PARAMETERS + """  - name: --debug-mode
     type: bool
     short-summary: Allow shells in the containers, for debugging only.
   - name: --output-filename

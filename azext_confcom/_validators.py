@@ -6,6 +6,8 @@ raises an azure-cli error: `az` prints ``ERROR: <message>`` and exits 1.
 
 from __future__ import annotations
 
+from typing import Any, Callable
+
 from azure.cli.core.azclierror import (ArgumentUsageError, InvalidArgumentValueError,
                                        MutuallyExclusiveArgumentError, RequiredArgumentMissingError)
 
@@ -63,8 +65,16 @@ def validate_fragment_json(namespace) -> None:
         raise ArgumentUsageError("Must provide --include-fragments to reference a fragment import JSON file")
 
 
+def _all_of(*checks: Callable[[Any], None]) -> Callable[[Any], None]:
+    """One command-level validator running ``checks`` in order (the first failure wins)."""
+    def validate(namespace) -> None:
+        for check in checks:
+            check(namespace)
+    return validate
+
+
 #: in the order the reference's argument validators run (its parameter order)
-_ACIPOLICYGEN_CHECKS = (
+validate_acipolicygen = _all_of(
     validate_aci_source,
     validate_params_file,
     validate_infrastructure_svn,
@@ -75,12 +85,6 @@ _ACIPOLICYGEN_CHECKS = (
     validate_stdio,
     validate_fragment_json,
 )
-
-
-def validate_acipolicygen(namespace) -> None:
-    """Command-level validator: every flag-combination check of acipolicygen."""
-    for check in _ACIPOLICYGEN_CHECKS:
-        check(namespace)
 
 
 # --------------------------------------------------------------------------- acifragmentgen
@@ -151,7 +155,7 @@ def validate_fragment_import(namespace) -> None:
         raise ArgumentUsageError("Must provide --fragment-path to place a fragment import into a file")
 
 
-_ACIFRAGMENTGEN_CHECKS = (
+validate_acifragmentgen = _all_of(
     validate_fragment_source,
     validate_fragment_identity,
     validate_fragment_signing,
@@ -159,9 +163,3 @@ _ACIFRAGMENTGEN_CHECKS = (
     validate_fragment_import,
     validate_stdio,
 )
-
-
-def validate_acifragmentgen(namespace) -> None:
-    """Command-level validator: every flag-combination check of acifragmentgen."""
-    for check in _ACIFRAGMENTGEN_CHECKS:
-        check(namespace)

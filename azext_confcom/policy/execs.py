@@ -15,24 +15,20 @@ from azext_confcom.policy.spec import ExecProcess
 
 def probe_exec(container: Any, probe: str) -> list[ExecProcess]:
     """The exec process of ``container[probe]`` (e.g. ``livenessProbe``), if it is an exec probe."""
-    action = ci_get(ci_get(container, probe), "exec")
-    if not action:
-        return []
-    command = ci_get(action, "command")
-    if not command:
-        raise UserInputError("Probes must have a 'command' declaration",
-                             hint=f"Give {probe}.exec a non-empty 'command' list.")
-    return [ExecProcess(command=list(command), signals=[])]
+    return _exec(ci_get(container, probe), "Probes", f"{probe}.exec")
 
 
 def hook_exec(container: Any, hook: str) -> list[ExecProcess]:
     """The exec process of ``container.lifecycle[hook]`` (``postStart``/``preStop``), if any."""
-    action = ci_get(ci_get(ci_get(container, "lifecycle"), hook), "exec")
+    return _exec(ci_get(ci_get(container, "lifecycle"), hook), "Hooks", f"lifecycle.{hook}.exec")
+
+
+def _exec(handler: Any, kind: str, where: str) -> list[ExecProcess]:
+    action = ci_get(handler, "exec")
     if not action:
         return []
     command = ci_get(action, "command")
     if not command:
-        raise UserInputError("Hooks must have a 'command' declaration",
-                             hint=f"Give lifecycle.{hook}.exec a non-empty 'command' list.")
+        raise UserInputError(f"{kind} must have a 'command' declaration",
+                             hint=f"Give {where} a non-empty 'command' list.")
     return [ExecProcess(command=list(command), signals=[])]
-
