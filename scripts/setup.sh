@@ -89,7 +89,7 @@ mkdir -p samples/generated
 cp samples/template.json samples/generated/template.json
 
 # 6. The main job: write the policy into the template copy (prints the policy's sha256).
-say "az confcom acipolicygen -a samples/generated/template.json --tar samples/generated/hello.tar"
+say "az confcom acipolicygen -a samples/generated/template.json --tar samples/generated/hello.tar --disable-stdio"
 "$VENV/bin/az" confcom acipolicygen -a samples/generated/template.json \
     --tar samples/generated/hello.tar --disable-stdio
 say "policy written into samples/generated/template.json; run scripts/az for more, e.g."
