@@ -107,16 +107,26 @@ class DmverityHasher:
         except OSError as exc:
             raise HashingError(f"Cannot run dmverity-vhd ({argv[0]}): {exc}",
                                hint=f"Check ${ENV_EXECUTABLE} or the installation of the extension.") from exc
-        stdout = result.stdout.decode("utf-8", "replace")
         if result.returncode != 0:
-            stderr = result.stderr.decode("utf-8", "replace").strip()
-            if stderr:
-                logger.warning(stderr)
-            message = f"dmverity-vhd failed for image {ref} (exit code {result.returncode})"
-            if result.returncode == -9:
-                message = ("System does not have enough memory to calculate layer hashes for image: "
-                           f"{ref}. Please try increasing the amount of system memory.")
-            error = HashingError(message, hint="See the dmverity-vhd message above.")
-            error.exit_code = result.returncode
-            raise error
-        return parse_output(ref, stdout)
+            raise _failure(ref, argv, result.returncode, result.stderr.decode("utf-8", "replace"))
+        return parse_output(ref, result.stdout.decode("utf-8", "replace"))
+
+
+def _failure(ref: str, argv: list[str], returncode: int, stderr: str) -> HashingError:
+    """The error for a failed dmverity-vhd run: its own message (first line) and hint (the rest)
+    become ours, so the user reads one paragraph instead of a warning plus "see above"."""
+    logger.debug("dmverity-vhd stderr:\n%s", stderr)
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    if returncode == -9:
+        message = ("System does not have enough memory to calculate layer hashes for image: "
+                   f"{ref}. Please try increasing the amount of system memory.")
+        hint = None
+    elif lines:
+        message = f"dmverity-vhd failed for image {ref} (exit code {returncode}): {lines[0]}"
+        hint = "\n".join(lines[1:]) or None
+    else:
+        message = f"dmverity-vhd failed for image {ref} (exit code {returncode}) without saying why"
+        hint = None
+    error = HashingError(message, hint=hint or f"Run it by hand to see more: {' '.join(argv)}")
+    error.exit_code = returncode
+    return error

@@ -45,8 +45,9 @@ def test_failing_hasher_exit_code_and_message(az, image_tar, tmp_path, monkeypat
     before = path.read_bytes()
     result = az(*ACI, "-a", str(path), "--tar", str(image_tar))
     assert result.exit_code == 3
-    assert "WARNING: layer 0 is broken\n" in result.stderr
-    assert "ERROR: " in result.stderr and "Traceback" not in result.stderr
+    assert ("ERROR: dmverity-vhd failed for image confcom/sample:1.0 (exit code 3): layer 0 is broken\n"
+            in result.stderr)
+    assert "Traceback" not in result.stderr
     assert result.stdout == ""
     assert path.read_bytes() == before
 
