@@ -35,6 +35,13 @@ class ImageReference:
     @classmethod
     def parse(cls, text: str) -> "ImageReference":
         """Parse ``name``, ``name:tag``, ``name@algo:hex``, ``host:port/path[:tag]``."""
+        if text.startswith("[") and text.endswith("]"):
+            # an ARM expression the template reader leaves literal, as the reference does
+            raise UserInputError(
+                f"The image '{text}' is an ARM template expression that is not evaluated: only "
+                "[parameters()] and [variables()] references are.",
+                hint="Write the image reference itself in the template, or in a parameter or variable "
+                     "referenced as [parameters('name')] or [variables('name')].")
         rest, digest = text, None
         if "@" in rest:
             rest, digest = rest.split("@", 1)
