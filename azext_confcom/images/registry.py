@@ -249,7 +249,10 @@ class RegistryClient:
         if response.status_code == 404:
             return ImageNotFoundError(f"{what} is not found in registry {self.registry} ({detail}).",
                                       hint="Check the image name and tag (or digest).")
-        return RegistryError(f"Registry {self.registry} answered {detail} for {url}.",
+        status = f"HTTP {response.status_code} {response.reason or ''}".rstrip()
+        answer = status if detail.startswith("HTTP ") else f"{status} ({detail})"
+        tries = f" ({self.attempts} attempts)" if response.status_code in _RETRY_STATUS else ""
+        return RegistryError(f"Registry {self.registry} answered {answer} for {url}{tries}.",
                              hint="Try again later; if it persists, the registry has a problem.")
 
     # -- content --------------------------------------------------------------------------------
