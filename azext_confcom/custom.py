@@ -118,6 +118,11 @@ def acipolicygen_confcom(
     logger.warning("Generating security policy for %s: %s in %s", source.label,
                    _describe(source), "base64" if output_type is OutputType.DEFAULT else "clear text")
 
+    printing = print_policy_to_terminal or outraw or outraw_pretty_print
+    if source.kind in ("arm", "virtual_node_yaml") and not (printing or diff):
+        from azext_confcom.inject import check_rewritable
+
+        check_rewritable(source.value)
     options = _policy_options(
         source, debug_mode=debug_mode, disable_stdio=disable_stdio, omit_id=omit_id,
         infrastructure_svn=infrastructure_svn, exclude_default_fragments=exclude_default_fragments,
@@ -125,7 +130,6 @@ def acipolicygen_confcom(
     policies, stored = _policies(source, options, diff=diff, approve_wildcards=approve_wildcards,
                                  tar_mapping_location=tar_mapping_location, faster_hashing=faster_hashing)
 
-    printing = print_policy_to_terminal or outraw or outraw_pretty_print
     if source.kind == "arm" and not (printing or diff):
         _inject_into_arm(source, policies)
         return

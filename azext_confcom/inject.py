@@ -34,13 +34,26 @@ def dump_template(template: dict) -> str:
     return json.dumps(template, indent=2)
 
 
+_NOT_WRITTEN_HINT = "Check that the folder exists and is writable; nothing was changed."
+
+
 def save_text(path: str | Path, text: str) -> None:
     """``write_atomically`` for files the user named: a failure is a clear error, not a traceback."""
     try:
         write_atomically(path, text)
     except OSError as ex:
-        raise UserInputError(f"Cannot write {path}: {ex.strerror or ex}",
-                             hint="Check that the folder exists and is writable; nothing was changed.") from ex
+        raise UserInputError(f"Cannot write {path}: {ex.strerror or ex}", hint=_NOT_WRITTEN_HINT) from ex
+
+
+def check_rewritable(path: str | Path) -> None:
+    """Fail before the (slow) policy generation when *path* cannot be rewritten in place: the file
+    and its folder (where the temporary file goes) must be writable."""
+    real = os.path.realpath(path)
+    if not os.path.isfile(real):
+        return      # the reader reports a missing template in the reference's words
+    for target in (real, os.path.dirname(real)):
+        if not os.access(target, os.W_OK):
+            raise UserInputError(f"Cannot write {path}: {target} is not writable", hint=_NOT_WRITTEN_HINT)
 
 
 def write_atomically(path: str | Path, text: str) -> None:
