@@ -82,6 +82,8 @@ def az(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("AZURE_CONFIG_DIR", str(config_dir))
     monkeypatch.setenv("AZURE_CORE_COLLECT_TELEMETRY", "false")
     monkeypatch.setenv("AZURE_CORE_NO_COLOR", "true")
+    # a fresh layer root-hash cache: every test reads (and verifies) the layers it names
+    monkeypatch.setenv("CONFCOM_CACHE_DIR", str(tmp_path_factory.mktemp("confcom-cache")))
 
     def run(*args: str, stdin: str = "") -> Result:
         out, err = io.StringIO(), io.StringIO()
