@@ -214,9 +214,6 @@ type: command
 short-summary: Print the container definition (policy schema, JSON) of an image.
 long-summary: The output can be edited and passed to `az confcom acipolicygen --with-containers`.
 parameters:
-  - name: image
-    type: string
-    short-summary: Image reference.
   - name: --platform
     type: string
     short-summary: Where the container runs, `aci` (default) or `vn2`; selects the platform's default mounts.

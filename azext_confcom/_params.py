@@ -86,5 +86,6 @@ def load_arguments(loader, _command) -> None:
         c.argument("out_signed_fragment", options_list=("--out-signed-fragment",), action="store_true")
 
     with loader.argument_context("confcom containers from_image") as c:
-        c.positional("image")
+        # a positional's help comes from here: knack matches help-file entries by option name
+        c.positional("image", help="Image reference, e.g. mcr.microsoft.com/azurelinux/base/core:3.0.")
         c.argument("platform", options_list=("--platform",))

@@ -80,32 +80,3 @@ def test_with_containers_must_be_json(az):
     assert result.exit_code == 2
     assert "argument --with-containers: invalid JSON value: '{not json'" in result.stderr
     assert "Traceback" not in result.stderr
-
-
-def test_help_describes_every_flag(az):
-    result = az(*ACI, "--help")
-    assert result.exit_code == 0
-    flags = ["--template-file -a", "--parameters -p", "--input -i", "--image", "--virtual-node-yaml",
-             "--with-containers", "--print-policy", "--outraw", "--outraw-pretty-print",
-             "--save-to-file -s", "--print-existing-policy", "--diff -d", "--debug-mode",
-             "--disable-stdio", "--enable-stdio", "--infrastructure-svn",
-             "--exclude-default-fragments -e", "--include-fragments -f", "--fragments-json -j",
-             "--omit-id", "--approve-wildcards -y", "--faster-hashing", "--tar", "--platform",
-             "--prerelease-policy-api", "--validate-sidecar -v"]
-    for flag in flags:
-        line = next((l for l in result.stdout.splitlines() if l.strip().startswith(flag)), None)
-        assert line is not None, flag
-        assert line.split(":", 1)[1].strip(), f"{flag} has no help text"
-    assert "Examples" in result.stdout
-
-
-def test_containers_from_image_has_help(az):
-    result = az("confcom", "containers", "from_image", "--help")
-    assert result.exit_code == 0
-    assert "--platform" in result.stdout and "Examples" in result.stdout
-
-
-def test_group_help_lists_commands(az):
-    result = az("confcom", "--help")
-    assert result.exit_code == 0
-    assert "acipolicygen" in result.stdout and "containers" in result.stdout
