@@ -10,16 +10,22 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import tarfile
+import time
 from pathlib import Path
 
 import pytest
 
-from azext_confcom.tests.cli.conftest import arm_template, container, rego_value, stored_policy, write_template
+from azext_confcom.tests.cli.conftest import (arm_template, container, rego_value, sample_image, stored_policy,
+                                              write_template)
+from azext_confcom.tests.imagebuild import write_docker_save
 from azext_confcom.tests.conftest import REPO
 
 pytestmark = pytest.mark.slow
@@ -49,12 +55,12 @@ def installed(tmp_path_factory):
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "CONFCOM_DMVERITY_VHD")}
     env.update(AZURE_CONFIG_DIR=str(root / "config"), AZURE_EXTENSION_DIR=str(root / "extensions"),
                AZURE_CORE_COLLECT_TELEMETRY="false", AZURE_CORE_NO_COLOR="true",
-               AZURE_CORE_ONLY_SHOW_ERRORS="false")
+               AZURE_CORE_ONLY_SHOW_ERRORS="false", CONFCOM_CACHE_DIR=str(root / "cache"))
     work = root / "work"
     work.mkdir()
 
-    def run(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([str(AZ), *args], cwd=work, env=env, stdin=subprocess.DEVNULL,
+    def run(*args: str, **extra_env: str) -> subprocess.CompletedProcess:
+        return subprocess.run([str(AZ), *args], cwd=work, env={**env, **extra_env}, stdin=subprocess.DEVNULL,
                               capture_output=True, text=True, timeout=600)
 
     added = run("extension", "add", "--source", str(wheel), "--yes")
@@ -63,6 +69,7 @@ def installed(tmp_path_factory):
                            capture_output=True)
     assert probe.returncode != 0, "azext_confcom must come from the extension folder only"
     run.work = work
+    run.env = env
     run.extension_dir = root / "extensions" / "confcom"
     return run
 
@@ -115,3 +122,67 @@ def test_errors_exit_codes_no_traceback(installed, image_tar):
     result = installed("confcom", "acipolicygen", "-a", str(bad), "--tar", "missing.tar")
     assert result.returncode == 2
     assert result.stdout.startswith("--tar input must either be a path to a json file")
+
+
+def test_corrupt_layer_is_one_clear_error(installed, tmp_path):
+    """A layer whose bytes do not match the image config: named, exit 1, template untouched."""
+    good = tmp_path / "good.tar"
+    write_docker_save(good, [sample_image()])
+    tampered = sample_image(content=b"tampered\n").build().raw_layers[1]
+    manifest = json.loads(_member(good, "manifest.json"))
+    bad = tmp_path / "bad.tar"
+    with tarfile.open(good) as src, tarfile.open(bad, "w") as out:
+        for info in src.getmembers():
+            data = src.extractfile(info).read() if info.isreg() else None
+            if info.name == manifest[0]["Layers"][1]:
+                data, info.size = tampered, len(tampered)
+            out.addfile(info, io.BytesIO(data) if data is not None else None)
+    template = write_template(installed.work / "corrupt.json", arm_template([container()]))
+    before = template.read_bytes()
+    # a fresh cache: with the layer's root hash cached (by the diff_id the config names) the
+    # tampered bytes would never be read
+    result = installed("confcom", "acipolicygen", "-a", str(template), "--tar", str(bad),
+                       CONFCOM_CACHE_DIR=str(tmp_path / "cache"))
+    assert result.returncode == 1
+    assert result.stdout == "" and "Traceback" not in result.stderr
+    error = result.stderr[result.stderr.index("ERROR: "):]
+    assert "Digest mismatch for layer 2" in error and str(bad) in error and "confcom/sample:1.0" in error
+    assert template.read_bytes() == before
+
+
+def _member(tar_path: Path, name: str) -> bytes:
+    with tarfile.open(tar_path) as tar:
+        return tar.extractfile(name).read()
+
+
+def test_ctrl_c_while_hashing(installed, image_tar, tmp_path):
+    """SIGINT to the process group (a terminal's Ctrl-C) while dmverity-vhd runs: exit 1, no
+    traceback, the template and its folder as they were."""
+    started = tmp_path / "hashing-started"
+    hasher = tmp_path / "slow-dmverity-vhd"
+    hasher.write_text(f"#!/bin/sh\ntouch {started}\nsleep 60\n")
+    hasher.chmod(0o755)
+    folder = installed.work / "interrupted"
+    folder.mkdir()
+    template = write_template(folder / "template.json", arm_template([container()]))
+    before = template.read_bytes()
+    process = subprocess.Popen([str(AZ), "confcom", "acipolicygen", "-a", str(template), "--tar", str(image_tar)],
+                               cwd=installed.work, env={**installed.env, "CONFCOM_DMVERITY_VHD": str(hasher)},
+                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not started.exists():
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, "dmverity-vhd never started"
+            time.sleep(0.05)
+        os.killpg(process.pid, signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    assert process.returncode == 1, stderr
+    assert stdout == "" and "Traceback" not in stderr
+    assert template.read_bytes() == before
+    assert [p.name for p in folder.iterdir()] == ["template.json"]
