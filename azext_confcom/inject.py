@@ -16,9 +16,12 @@ from typing import Callable, Optional
 from azext_confcom.errors import UserInputError
 from azext_confcom.policy.arm import SUPPORTED_RESOURCE_TYPES
 from azext_confcom.policy.lookup import ci_get
+from azext_confcom.prompts import answered_yes
 
 CONFCOM_PROPERTIES = "confidentialComputeProperties"
 CCE_POLICY = "ccePolicy"
+#: what a CI user does instead of answering the overwrite question
+POLICY_KEPT = "The stored policy is kept; empty it first to have it replaced without a question."
 
 
 def supported_resources(template: dict) -> list[dict]:
@@ -86,13 +89,9 @@ def write_atomically(path: str | Path, text: str) -> None:
 
 
 def ask_overwrite(group_name: str) -> bool:
-    """The reference's interactive question; no answer (closed stdin) means no."""
-    try:
-        answer = input(f'Do you want to overwrite the CCE Policy currently in container group '
-                       f'"{group_name}" in the ARM Template? (y/n) ')
-    except EOFError:
-        return False
-    return answer.strip().lower() == "y"
+    """The reference's interactive question before replacing a stored policy."""
+    return answered_yes(f'Do you want to overwrite the CCE Policy currently in container group '
+                        f'"{group_name}" in the ARM Template? (y/n) ', unattended=POLICY_KEPT)
 
 
 def inject_into_template(template_path: str | Path, policies: list[tuple[str, str]],

@@ -14,14 +14,15 @@ builds their policy directly. ``from_image.container_definition`` serves
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+from typing import Optional
 
 from azext_confcom.errors import UserInputError
 from azext_confcom.policy.spec import GroupSpec
+from azext_confcom.prompts import Ask
 
 
 def read_groups(kind: str, value: str, *, approve_wildcards: bool = False,
-                ask: Callable[[str], str] = input) -> list[GroupSpec]:
+                ask: Ask = input) -> list[GroupSpec]:
     """The GroupSpecs of a non-ARM source: ``input`` | ``image`` | ``virtual_node_yaml``."""
     if kind == "input":
         from azext_confcom.inputs.v1json import load_input_file
@@ -49,7 +50,7 @@ def read_existing_policies(kind: str, value: str) -> list[tuple[Optional[str], s
     return existing_policies(value)
 
 
-def inject_into_yaml(path: str, index: int, policy_base64: str, ask: Callable[[str], str] = input) -> bool:
+def inject_into_yaml(path: str, index: int, policy_base64: str, ask: Ask = input) -> bool:
     """Write the policy annotation into the ``index``-th pod of the YAML file (see ``vn2.inject_policy``)."""
     from azext_confcom.inputs.vn2 import inject_policy
 

@@ -22,18 +22,19 @@ import binascii
 import copy
 import re
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 import yaml
 from knack.log import get_logger
 
 from azext_confcom.errors import UserInputError
-from azext_confcom.inject import save_text
+from azext_confcom.inject import POLICY_KEPT, save_text
 from azext_confcom.inputs import platform_defaults
 from azext_confcom.policy.execs import hook_exec, probe_exec
 from azext_confcom.policy.lookup import ci_get, read_text
 from azext_confcom.policy.security_context import security_fields
 from azext_confcom.policy.spec import ContainerSpec, EnvRule, GroupSpec, MountSpec
+from azext_confcom.prompts import WILDCARD_UNATTENDED, Ask, answered_yes
 
 logger = get_logger(__name__)
 
@@ -45,7 +46,6 @@ _SPECIAL_VALUE = re.compile(r"^===VIRTUALNODE2.CC.THIM.(.+)===$")
 #: volume types Kubernetes always mounts read-only (fixed order for the warning text)
 READ_ONLY_VOLUME_TYPES = ("configMap", "secret", "downwardAPI", "projected")
 
-Ask = Callable[[str], str]
 
 
 # ------------------------------------------------------------------------------- documents
@@ -227,12 +227,7 @@ class _References:
         self.ask = ask
 
     def _wildcard(self, question: str) -> bool:
-        if self.approve_wildcards:
-            return True
-        try:
-            return self.ask(question).strip().lower() == "y"
-        except EOFError:
-            return False
+        return self.approve_wildcards or answered_yes(question, self.ask, unattended=WILDCARD_UNATTENDED)
 
     def env_rules(self, container: dict) -> list[EnvRule]:
         rules: list[EnvRule] = []
@@ -375,11 +370,8 @@ def inject_policy(path: str, index: int, policy: str, *, ask: Ask = input) -> bo
     annotations = metadata.get("annotations") if isinstance(metadata.get("annotations"), dict) else {}
     if annotations.get(POLICY_ANNOTATION):
         workload = metadata.get("name") or f"Workload {index}"
-        try:
-            answer = ask(f"Do you want to overwrite the Base64 Policy currently in workload '{workload}'? (y/n) ")
-        except EOFError:
-            answer = ""
-        if answer.strip().lower() != "y":
+        if not answered_yes(f"Do you want to overwrite the Base64 Policy currently in workload '{workload}'? (y/n) ",
+                            ask, unattended=POLICY_KEPT):
             return False
 
     expected = copy.deepcopy(documents)

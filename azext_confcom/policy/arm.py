@@ -19,7 +19,7 @@ from __future__ import annotations
 import copy
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 from azext_confcom.errors import UserInputError
 from azext_confcom.policy import config
@@ -27,6 +27,7 @@ from azext_confcom.policy.execs import probe_exec
 from azext_confcom.policy.lookup import ci_get, load_json
 from azext_confcom.policy.security_context import security_fields
 from azext_confcom.policy.spec import ContainerSpec, EnvRule, ExecProcess, GroupSpec, MountSpec
+from azext_confcom.prompts import WILDCARD_UNATTENDED, Ask, answered_yes
 
 SUPPORTED_RESOURCE_TYPES = [
     "Microsoft.ContainerInstance/containerGroups",
@@ -40,8 +41,6 @@ _REFERENCE_TEXT = re.compile(r"(\s*\[\s*(parameters|variables))(\(\s*'([^\.\/]+?
 _THIM_VALUE = re.compile(r"^===CONFIDENTIAL.THIM.ENDPOINT===$")
 
 _TEMPLATE_HINT = "Fix the ARM template."
-
-Ask = Callable[[str], str]
 
 
 @dataclass
@@ -228,7 +227,7 @@ def _env_rules(properties: dict, scope: Scope, approve_wildcards: bool, ask: Ask
         name = scope.substitute(name)
         if isinstance(value, str) and scope.is_unresolved(value):
             prompt = f"Create a wildcard policy for the environment variable {name} (y/n): "
-            if approve_wildcards or ask(prompt).lower() == "y":
+            if approve_wildcards or answered_yes(prompt, ask, unattended=WILDCARD_UNATTENDED):
                 rules.append(EnvRule(f"{name}=.*", "re2"))
             continue
         value = scope.substitute(value)

@@ -73,6 +73,20 @@ def test_concat_image_name_says_the_expression_is_not_evaluated(az, template, im
     assert "[parameters()]" in text and "[variables()]" in text
 
 
+def test_wildcard_question_with_closed_stdin(az, tmp_path, image_tar):
+    """CI runs without a terminal: no answer counts as n (the reference dies with EOFError)."""
+    path = write_template(tmp_path / "t.json", arm_template(
+        [container(environmentVariables=[{"name": "TOKEN", "value": "[parameters('token')]"}])],
+        parameters={"token": {"type": "string"}}))
+    result = az(*ACI, "-a", str(path), "--tar", str(image_tar), "--outraw")
+    assert result.exit_code == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    question = "Create a wildcard policy for the environment variable TOKEN (y/n):"
+    assert (f'WARNING: No answer to "{question}" (standard input is closed): taken as n. '
+            "Pass --approve-wildcards (-y) to allow any value.") in result.stderr
+    assert "TOKEN=" not in result.stdout
+
+
 # --- image tars ------------------------------------------------------------------------------
 
 def _members(path: Path) -> list[tuple[tarfile.TarInfo, bytes | None]]:
