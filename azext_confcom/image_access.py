@@ -8,10 +8,10 @@ sources queue ("read from local tar file" ...) are logged after the progress bar
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+from typing import TYPE_CHECKING, Optional
 
-ImageInfo = Callable[[str], dict]
-LayerHasher = Callable[[str], list]
+if TYPE_CHECKING:   # the seams are the generator's; importing it for real is deferred to the call
+    from azext_confcom.policy.generate import ImageInfo, LayerHasher
 
 
 def image_access(tar_option: Optional[str] = None, *, tar_mapping: Optional[dict[str, str]] = None,

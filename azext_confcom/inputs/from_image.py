@@ -9,15 +9,10 @@ keys in this order: id, name, layers, platform, mounts, command, env_rules, work
 
 from __future__ import annotations
 
-from typing import Callable
-
 from azext_confcom.errors import UserInputError
 from azext_confcom.inputs import platform_defaults
 from azext_confcom.policy import config
-from azext_confcom.policy.generate import address
-
-ImageInfo = Callable[[str], dict]
-LayerHasher = Callable[[str], list]
+from azext_confcom.policy.generate import ImageInfo, LayerHasher, address
 
 PLATFORMS = ("aci", "vn2")
 #: the OS/architecture the layers were hashed for

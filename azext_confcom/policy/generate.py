@@ -36,7 +36,9 @@ from azext_confcom.policy.spec import ContainerSpec, GroupSpec, MountSpec
 
 logger = get_logger(__name__)
 
+#: ``image_info(ref)``: the image's whole config document (the seam every image source is behind)
 ImageInfo = Callable[[str], dict]
+#: ``hasher(ref)``: the dm-verity root hash of every layer, base first
 LayerHasher = Callable[[str], list]
 
 #: images hashed at the same time (each hash is its own dmverity-vhd process)
