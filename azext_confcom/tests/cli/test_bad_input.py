@@ -8,7 +8,6 @@ are in test_errors.py.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import subprocess
@@ -22,6 +21,7 @@ import pytest
 
 from azext_confcom.images import ImageReference, fetch_image
 from azext_confcom.tests.cli.conftest import arm_template, container, sample_image, write_template
+from azext_confcom.tests.images.test_hostile_tars import members_of, write_members
 from azext_confcom.tests.imagebuild import File, ImageSpec, gzip_bytes, write_docker_save
 
 ACI = ("confcom", "acipolicygen")
@@ -89,38 +89,24 @@ def test_wildcard_question_with_closed_stdin(az, tmp_path, image_tar):
 
 # --- image tars ------------------------------------------------------------------------------
 
-def _members(path: Path) -> list[tuple[tarfile.TarInfo, bytes | None]]:
-    with tarfile.open(path) as tar:
-        return [(m, tar.extractfile(m).read() if m.isreg() else None) for m in tar.getmembers()]
-
-
-def _rewrite(path: Path, members) -> Path:
-    with tarfile.open(path, "w", format=tarfile.PAX_FORMAT) as tar:
-        for info, data in members:
-            if data is not None:
-                info.size = len(data)
-            tar.addfile(info, io.BytesIO(data) if data is not None else None)
-    return path
-
-
-def _replace_layer(tmp_path: Path, new_layer: bytes, index: int = 1) -> Path:
+def replace_layer(folder: Path, new_layer: bytes, index: int = 1) -> Path:
     """The sample image's docker-save tar with layer *index* replaced by *new_layer* (config untouched)."""
-    good = tmp_path / "good.tar"
+    good = folder / "good.tar"
     write_docker_save(good, [sample_image()])
-    layers = json.loads(dict((i.name, d) for i, d in _members(good))["manifest.json"])[0]["Layers"]
-    return _rewrite(tmp_path / "image.tar", [(i, new_layer if i.name == layers[index] else d)
-                                             for i, d in _members(good)])
+    layers = json.loads(dict((i.name, d) for i, d in members_of(good))["manifest.json"])[0]["Layers"]
+    return write_members(folder / "image.tar", [(i, new_layer if i.name == layers[index] else d)
+                                                for i, d in members_of(good)])
 
 
 def test_tar_with_a_traversal_member(az, template, tmp_path, image_tar):
     evil = tarfile.TarInfo("../evil")
-    path = _rewrite(tmp_path / "evil.tar", _members(image_tar) + [(evil, b"x")])
+    path = write_members(tmp_path / "evil.tar", members_of(image_tar) + [(evil, b"x")])
     assert_clean_failure(run_untouched(az, template, "--tar", str(path)), str(path), "../evil")
     assert not (tmp_path.parent / "evil").exists()
 
 
 def test_tar_with_an_absolute_member(az, template, tmp_path, image_tar):
-    path = _rewrite(tmp_path / "abs.tar", _members(image_tar) + [(tarfile.TarInfo("/etc/evil"), b"x")])
+    path = write_members(tmp_path / "abs.tar", members_of(image_tar) + [(tarfile.TarInfo("/etc/evil"), b"x")])
     assert_clean_failure(run_untouched(az, template, "--tar", str(path)), str(path), "/etc/evil")
 
 
@@ -133,14 +119,14 @@ def test_truncated_tar(az, template, tmp_path, image_tar):
 
 def test_layer_that_does_not_match_its_digest(az, template, tmp_path):
     raw = sample_image(content=b"tampered\n").build().raw_layers[1]
-    path = _replace_layer(tmp_path, raw)
+    path = replace_layer(tmp_path, raw)
     text = assert_clean_failure(run_untouched(az, template, "--tar", str(path)), str(path), IMAGE)
     assert "layer 1" in text
 
 
 def test_truncated_gzip_layer(az, template, tmp_path):
     raw = ImageSpec(layers=[[File("blob", os.urandom(60000))]]).build().raw_layers[0]
-    path = _replace_layer(tmp_path, gzip_bytes(raw)[:-5000])
+    path = replace_layer(tmp_path, gzip_bytes(raw)[:-5000])
     assert_clean_failure(run_untouched(az, template, "--tar", str(path)), IMAGE, "layer 1", "truncated")
 
 
@@ -149,7 +135,7 @@ def test_gzip_bomb_layer_claiming_an_impossible_file(az, template, tmp_path):
     info = tarfile.TarInfo("huge")
     info.size = 200 << 30
     bomb = gzip_bytes(info.tobuf(tarfile.PAX_FORMAT) + bytes(1 << 20))
-    path = _replace_layer(tmp_path, bomb)
+    path = replace_layer(tmp_path, bomb)
     text = assert_clean_failure(run_untouched(az, template, "--tar", str(path)), IMAGE)
     assert "huge" in text or "too big" in text
 
@@ -306,8 +292,8 @@ def test_ctrl_c_while_hashing_leaves_the_template_untouched(az, template, image_
 # --- --debug ---------------------------------------------------------------------------------
 
 def test_debug_shows_the_traceback_of_a_tar_error(az, template, tmp_path, image_tar):
-    path = _rewrite(tmp_path / "evil.tar", _members(image_tar) + [(tarfile.TarInfo("../evil"), b"x")])
+    path = write_members(tmp_path / "evil.tar", members_of(image_tar) + [(tarfile.TarInfo("../evil"), b"x")])
     result = run_untouched(az, template, "--tar", str(path), "--debug")
     assert result.exit_code == 1
     assert "Traceback" in result.stderr and "ArchiveError" in result.stderr
-    assert f"ERROR: " in result.stderr and str(path) in result.stderr
+    assert "ERROR: " in result.stderr and str(path) in result.stderr

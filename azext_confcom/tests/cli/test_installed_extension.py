@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import io
 import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
-import tarfile
 import time
 from pathlib import Path
 
@@ -25,7 +23,7 @@ import pytest
 
 from azext_confcom.tests.cli.conftest import (arm_template, container, rego_value, sample_image, stored_policy,
                                               write_template)
-from azext_confcom.tests.imagebuild import write_docker_save
+from azext_confcom.tests.cli.test_bad_input import replace_layer
 from azext_confcom.tests.conftest import REPO
 
 pytestmark = pytest.mark.slow
@@ -126,17 +124,7 @@ def test_errors_exit_codes_no_traceback(installed, image_tar):
 
 def test_corrupt_layer_is_one_clear_error(installed, tmp_path):
     """A layer whose bytes do not match the image config: named, exit 1, template untouched."""
-    good = tmp_path / "good.tar"
-    write_docker_save(good, [sample_image()])
-    tampered = sample_image(content=b"tampered\n").build().raw_layers[1]
-    manifest = json.loads(_member(good, "manifest.json"))
-    bad = tmp_path / "bad.tar"
-    with tarfile.open(good) as src, tarfile.open(bad, "w") as out:
-        for info in src.getmembers():
-            data = src.extractfile(info).read() if info.isreg() else None
-            if info.name == manifest[0]["Layers"][1]:
-                data, info.size = tampered, len(tampered)
-            out.addfile(info, io.BytesIO(data) if data is not None else None)
+    bad = replace_layer(tmp_path, sample_image(content=b"tampered\n").build().raw_layers[1])
     template = write_template(installed.work / "corrupt.json", arm_template([container()]))
     before = template.read_bytes()
     # a fresh cache: with the layer's root hash cached (by the diff_id the config names) the
@@ -148,11 +136,6 @@ def test_corrupt_layer_is_one_clear_error(installed, tmp_path):
     error = result.stderr[result.stderr.index("ERROR: "):]
     assert "Digest mismatch for layer 2" in error and str(bad) in error and "confcom/sample:1.0" in error
     assert template.read_bytes() == before
-
-
-def _member(tar_path: Path, name: str) -> bytes:
-    with tarfile.open(tar_path) as tar:
-        return tar.extractfile(name).read()
 
 
 def test_ctrl_c_while_hashing(installed, image_tar, tmp_path):
