@@ -55,6 +55,8 @@ _XATTR_PREFIXES = (
 _INODE = struct.Struct("<HHIIIIIHHIII60sIIIIHHHHHHHHIIIII104s")
 _NO_INLINE_XATTRS = bytes(104)
 _GROUP_DESC = struct.Struct("<IIIHHHHIHHHH")
+#: extent header + one extent (logical 0), as ``_extents`` would give for a short file
+_ONE_EXTENT = struct.Struct("<HHHHIIHHI")
 
 
 def _r4(n: int) -> int:
@@ -206,8 +208,11 @@ def _show(name: bytes) -> str:
 
 def _components(name: bytes) -> list[bytes]:
     """``path.Clean("/" + name)`` split into components (lexical; ``..`` stops at root)."""
+    parts = name.split(b"/")
+    if b"" not in parts and b"." not in parts and b".." not in parts:
+        return parts                                  # already clean (nearly every name)
     out: list[bytes] = []
-    for part in name.split(b"/"):
+    for part in parts:
         if part in (b"", b"."):
             continue
         if part == b"..":
@@ -317,12 +322,16 @@ class Ext4Builder:
             return self._root
         return self._lookup(parts, name).children.get(parts[-1])
 
-    def _mkdir_parents(self, parts: list[bytes]) -> None:
+    def _mkdir_parents(self, parts: list[bytes]) -> _Inode:
+        """Create missing parent directories; the innermost one (the entry's parent)."""
         node = self._root
         for i, part in enumerate(parts):
+            child = node.children.get(part)
+            if child is not None and child.children is not None:   # an existing directory
+                node = child
+                continue
             if len(part) > 255:
                 raise _fail(b"/".join(parts[:i + 1]), "invalid name")
-            child = node.children.get(part)
             if child is None:
                 if node.links >= MAX_LINKS:
                     raise _fail(b"/".join(parts[:i + 1]),
@@ -337,16 +346,28 @@ class Ext4Builder:
             elif not child.is_dir:
                 raise _fail(b"/".join(parts[:i + 1]), "path not found")
             node = child
+        return node
 
-    def _create(self, name: bytes, parts: list[bytes], meta: dict, xattrs: dict[bytes, bytes]
-                ) -> _Inode:
-        """compactext4 Create: new inode, or reuse of the existing one under that name."""
+    def _parent(self, parts: list[bytes], name: bytes, parent: _Inode | None) -> _Inode:
+        """``parent`` when the caller already walked to it (only the leaf left to check)."""
+        if parent is None:
+            return self._lookup(parts, name)
+        if len(parts[-1]) > 255:
+            raise _fail(name, "invalid name")
+        return parent
+
+    def _create(self, name: bytes, parts: list[bytes], meta: dict, xattrs: dict[bytes, bytes],
+                parent: _Inode | None = None) -> _Inode:
+        """compactext4 Create: new inode, or reuse of the existing one under that name.
+
+        ``parent``: the directory of ``parts[-1]``, if the caller already has it.
+        """
         mode = meta["mode"]
         is_dir = mode & _TYPE_MASK == S_IFDIR
         if not parts:
             parent, existing, leaf = None, self._root, b""
         else:
-            parent = self._lookup(parts, name)
+            parent = self._parent(parts, name, parent)
             leaf = parts[-1]
             existing = parent.children.get(leaf)
         reuse = None
@@ -415,7 +436,7 @@ class Ext4Builder:
         name = entry.name
         parts = _components(name)
         try:
-            self._mkdir_parents(parts[:-1])
+            parent = self._mkdir_parents(parts[:-1])
         except LayerConversionError as err:
             raise LayerConversionError(
                 f"failed to ensure parent directories for {_show(name)}: {err.message}",
@@ -424,9 +445,9 @@ class Ext4Builder:
         if base.startswith(b".wh."):
             self._whiteout(name, base, parts)
         elif entry.typeflag == b"1":
-            self._link(entry, name, parts)
+            self._link(entry, name, parts, parent)
         else:
-            self._add_file(entry, name, parts)
+            self._add_file(entry, name, parts, parent if parts else None)
 
     def _whiteout(self, name: bytes, base: bytes, parts: list[bytes]) -> None:
         dir_parts = parts[:-1]
@@ -454,10 +475,10 @@ class Ext4Builder:
                 f"failed to create whiteout file for {_show(base)}: {err.message}",
                 hint=err.hint) from None
 
-    def _link(self, entry: TarEntry, name: bytes, parts: list[bytes]) -> None:
+    def _link(self, entry: TarEntry, name: bytes, parts: list[bytes], parent: _Inode) -> None:
         if not parts:
             raise _fail(name, "cannot orphan existing file or directory")
-        parent = self._lookup(parts, name)
+        parent = self._parent(parts, name, parent)
         existing = parent.children.get(parts[-1])
         if existing is not None and (existing.is_dir or existing.links < 2):
             raise _fail(name, "cannot orphan existing file or directory")
@@ -475,7 +496,8 @@ class Ext4Builder:
         target.links += 1
         parent.children[parts[-1]] = target
 
-    def _add_file(self, entry: TarEntry, name: bytes, parts: list[bytes]) -> None:
+    def _add_file(self, entry: TarEntry, name: bytes, parts: list[bytes],
+                  parent: _Inode | None) -> None:
         typeflag = entry.typeflag
         if typeflag == b"\0" and name.endswith(b"/"):
             typeflag = b"5"
@@ -494,7 +516,7 @@ class Ext4Builder:
         if ftype in (S_IFCHR, S_IFBLK):
             major, minor = entry.devmajor & 0xFFFFFFFF, entry.devminor & 0xFFFFFFFF
             meta["dev"] = ((minor & 0xFF) | (major << 8) | ((minor & ~0xFF) << 12)) & 0xFFFFFFFF
-        node = self._create(name, parts, meta, entry.xattrs)
+        node = self._create(name, parts, meta, entry.xattrs, parent)
         if ftype == S_IFLNK:
             node.size = len(entry.linkname)
             if node.size < 60:
@@ -640,6 +662,9 @@ class Ext4Builder:
             if node.leaf_block:
                 i_block = struct.pack("<HHHHIIIHH", _EXTENT_MAGIC, 1, 4, 1, 0, 0,
                                       node.leaf_block, 0, 0)
+            elif node.data_blocks <= _EXTENT_MAX_LEN:     # most files: one extent
+                i_block = _ONE_EXTENT.pack(_EXTENT_MAGIC, 1, 4, 0, 0, 0, node.data_blocks, 0,
+                                           node.data_start)
             else:
                 extents = self._extents(node)
                 i_block = struct.pack("<HHHHI", _EXTENT_MAGIC, len(extents), 4, 0, 0) + b"".join(
