@@ -42,8 +42,6 @@ def build_layer(stream: BinaryIO, out: BinaryIO | None = None, *, probe: bool = 
         hasher.levels()                      # finish hashing while errors can still be mapped
     except (LayerConversionError, ArchiveError) as err:
         raise LayerConversionError(CONVERT_PREFIX + err.message, hint=err.hint) from None
-    finally:
-        hasher.close()
     return hasher, size
 
 

@@ -58,33 +58,3 @@ def test_rejects_partial_blocks_and_unknown_patches():
         hasher.add_blocks(b"x" * 100)
     with pytest.raises(IndexError):
         hasher.set_block(0, bytes(BLOCK_SIZE))
-
-
-@pytest.mark.parametrize("offload_after", [0, 3])
-def test_helper_process_gives_the_same_root(offload_after, monkeypatch):
-    """Blocks, zero runs and patches that go through the hashing helper process."""
-    monkeypatch.setattr(VerityHasher, "OFFLOAD_AFTER", offload_after)
-    # small runs are gathered, a full 256-block run is sent as is, zero runs are a message
-    parts = [os.urandom(5 * BLOCK_SIZE), os.urandom(300 * BLOCK_SIZE), os.urandom(256 * BLOCK_SIZE),
-             os.urandom(BLOCK_SIZE)]
-    patched = os.urandom(BLOCK_SIZE)
-    hasher = VerityHasher()
-    for part in parts[:3]:
-        hasher.add_blocks(part)
-    hasher.add_zero_blocks(1000)
-    hasher.add_blocks(parts[3])
-    hasher.set_block(2, patched)
-    assert hasher._helper is not None            # the helper really took over
-    data = b"".join(parts[:3]) + bytes(1000 * BLOCK_SIZE) + parts[3]
-    data = data[:2 * BLOCK_SIZE] + patched + data[3 * BLOCK_SIZE:]
-    assert hasher.root_hex() == naive_root(data)
-    assert hasher._helper is None
-
-
-def test_close_stops_the_helper(monkeypatch):
-    monkeypatch.setattr(VerityHasher, "OFFLOAD_AFTER", 0)
-    hasher = VerityHasher()
-    hasher.add_blocks(os.urandom(4 * BLOCK_SIZE))
-    proc = hasher._helper._proc
-    hasher.close()
-    assert proc.poll() is not None
