@@ -29,7 +29,7 @@ from azext_confcom.inputs import platform_defaults
 from azext_confcom.policy.execs import probe_exec
 from azext_confcom.inputs.fragment_imports import validate_fragment_imports
 from azext_confcom.policy import config
-from azext_confcom.policy.lookup import ci_get, parse_json, read_text
+from azext_confcom.policy.lookup import ci_get, env_variables, image_text, parse_json, read_text
 from azext_confcom.policy.security_context import security_fields
 from azext_confcom.policy.spec import ContainerSpec, EnvRule, ExecProcess, GroupSpec, MountSpec
 
@@ -99,6 +99,7 @@ def _container(container: Any, scenario: str, workload_identity: bool) -> Contai
     if not image:
         raise UserInputError('Field ["image"] is empty or cannot be found',
                              hint='Every container needs "properties": {"image": "<registry>/<name>:<tag>"}.')
+    image = image_text(image)
     security_context = ci_get(properties, "securityContext") or {}
     spec = ContainerSpec(image=image, name=ci_get(container, "name") or image,
                          scenario=scenario, workload_identity=workload_identity,
@@ -141,7 +142,7 @@ def _working_dir(value: Any) -> str | None:
 
 def _env_rules(properties: Any) -> list[EnvRule]:
     rules = []
-    for variable in ci_get(properties, "environmentVariables") or []:
+    for variable in env_variables(properties):
         name = ci_get(variable, "name")
         secure_value = ci_get(variable, "secureValue")
         value = ci_get(variable, "value") or secure_value or ""

@@ -31,7 +31,7 @@ from azext_confcom.errors import UserInputError
 from azext_confcom.inject import POLICY_KEPT, save_text
 from azext_confcom.inputs import platform_defaults
 from azext_confcom.policy.execs import hook_exec, probe_exec
-from azext_confcom.policy.lookup import ci_get, read_text
+from azext_confcom.policy.lookup import ci_get, image_text, read_text
 from azext_confcom.policy.security_context import security_fields
 from azext_confcom.policy.spec import ContainerSpec, EnvRule, GroupSpec, MountSpec
 from azext_confcom.prompts import WILDCARD_UNATTENDED, Ask, answered_yes
@@ -169,6 +169,7 @@ def _container(container: dict, volumes: list[dict], pod_security_context: dict,
     if not image:
         raise UserInputError("Container does not have an image field",
                              hint=f"Give container {ci_get(container, 'name') or '(unnamed)'} an image.")
+    image = image_text(image)
     name = ci_get(container, "name") or image
     container_security_context = _mapping(ci_get(container, "securityContext") or {},
                                           f"securityContext of container {name}")

@@ -24,7 +24,7 @@ from typing import Any, Optional
 from azext_confcom.errors import UserInputError
 from azext_confcom.policy import config
 from azext_confcom.policy.execs import probe_exec
-from azext_confcom.policy.lookup import ci_get, load_json
+from azext_confcom.policy.lookup import ci_get, env_variables, image_text, load_json
 from azext_confcom.policy.security_context import security_fields
 from azext_confcom.policy.spec import ContainerSpec, EnvRule, ExecProcess, GroupSpec, MountSpec
 from azext_confcom.prompts import WILDCARD_UNATTENDED, Ask, answered_yes
@@ -194,12 +194,13 @@ def _container(container: dict, volumes: list, scope: Scope, approve_wildcards: 
     if not image:
         raise UserInputError('Field ["image"] is empty or cannot be found',
                              hint="Every container needs properties.image.")
+    image = image_text(scope.substitute(image))
     command = ci_get(properties, "command") or []
     if not isinstance(command, list):
         raise UserInputError('Field ["containers"]["command"] must be list of Strings.', hint=_TEMPLATE_HINT)
 
     spec = ContainerSpec(
-        image=scope.substitute(image),
+        image=image,
         name=scope.substitute(ci_get(container, "name")),
         entrypoint=scope.substitute(command) or None,
         env_rules=_env_rules(properties, scope, approve_wildcards, ask),
@@ -212,7 +213,7 @@ def _container(container: dict, volumes: list, scope: Scope, approve_wildcards: 
 
 def _env_rules(properties: dict, scope: Scope, approve_wildcards: bool, ask: Ask) -> list[EnvRule]:
     rules = []
-    for variable in ci_get(properties, "environmentVariables") or []:
+    for variable in env_variables(properties):
         name = ci_get(variable, "name")
         value = ci_get(variable, "value")
         if value is None:

@@ -29,6 +29,24 @@ def ci_get(mapping: Any, key: str) -> Any:
     return None
 
 
+def image_text(image: Any) -> str:
+    """A container's image field, which every reader checks is a string before the policy uses it."""
+    if not isinstance(image, str):
+        raise UserInputError(f'Field ["image"] must be a string, not {json.dumps(image, default=str)}',
+                             hint='Write the image reference as a string, e.g. '
+                                  '"mcr.microsoft.com/azurelinux/base/core:3.0".')
+    return image
+
+
+def env_variables(properties: Any) -> list[dict]:
+    """A container's ``environmentVariables`` (ARM template and v1 JSON): a list of objects."""
+    variables = ci_get(properties, "environmentVariables") or []
+    if not isinstance(variables, list) or not all(isinstance(v, dict) for v in variables):
+        raise UserInputError('Field ["environmentVariables"] must be a list of objects',
+                             hint='Write each variable as {"name": "...", "value": "..."}.')
+    return variables
+
+
 def read_text(path: str) -> str:
     """A UTF-8 text file, or the reference's ``File not found at path`` error."""
     try:
@@ -40,6 +58,9 @@ def read_text(path: str) -> str:
     except UnicodeDecodeError as exc:
         raise UserInputError(f"File at path {path} is not UTF-8 text: {exc}",
                              hint="Save the file as UTF-8 JSON.") from exc
+    except OSError as exc:
+        raise UserInputError(f"Cannot read the file at path {path}: {exc.strerror or exc}",
+                             hint="Pass a regular file you can read.") from exc
 
 
 def parse_json(text: str) -> Any:

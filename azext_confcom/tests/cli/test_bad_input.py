@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import tarfile
 import threading
@@ -85,6 +86,37 @@ def test_wildcard_question_with_closed_stdin(az, tmp_path, image_tar):
     assert (f'WARNING: No answer to "{question}" (standard input is closed): taken as n. '
             "Pass --approve-wildcards (-y) to allow any value.") in result.stderr
     assert "TOKEN=" not in result.stdout
+
+
+_IMAGE_NOT_TEXT = {
+    "-a": json.dumps(arm_template([container(image=5)])),
+    "-i": json.dumps({"version": "1.0", "containers": [{"name": "a", "properties": {"image": ["x"]}}]}),
+    "--virtual-node-yaml": "kind: Pod\nmetadata: {name: a}\nspec:\n  containers:\n  - {name: a, image: 5}\n",
+}
+
+
+@pytest.mark.parametrize("flag", sorted(_IMAGE_NOT_TEXT))
+def test_image_that_is_not_a_string(az, tmp_path, image_tar, flag):
+    path = tmp_path / "input"
+    path.write_text(_IMAGE_NOT_TEXT[flag])
+    result = az(*ACI, flag, str(path), "--tar", str(image_tar))
+    assert_clean_failure(result, 'Field ["image"] must be a string, not ')
+
+
+@pytest.mark.parametrize("flag", ["-a", "-i", "--virtual-node-yaml"])
+def test_input_that_is_not_a_regular_file(az, tmp_path, image_tar, flag):
+    path = tmp_path / "socket"
+    with socket.socket(socket.AF_UNIX) as listener:
+        listener.bind(str(path))
+        result = az(*ACI, flag, str(path), "--tar", str(image_tar))
+    assert_clean_failure(result, f"Cannot read the file at path {path}: No such device or address")
+
+
+@pytest.mark.parametrize("value", [{"name": "X", "value": "1"}, ["X=1"]])
+def test_environment_variables_that_are_not_a_list_of_objects(az, template, image_tar, value):
+    write_template(template, arm_template([container(environmentVariables=value)]))
+    assert_clean_failure(run_untouched(az, template, "--tar", str(image_tar)),
+                         'Field ["environmentVariables"] must be a list of objects')
 
 
 # --- image tars ------------------------------------------------------------------------------
