@@ -63,13 +63,24 @@ def read_text(path: str) -> str:
                              hint="Pass a regular file you can read.") from exc
 
 
+#: how much of a malformed document its error quotes (the reference quotes all of it)
+QUOTED_CHARS = 500
+
+
+def quoted(text: str) -> str:
+    """*text* for an error message: whole when short, else its start and how much was left out."""
+    if len(text) <= QUOTED_CHARS:
+        return text
+    return f"{text[:QUOTED_CHARS]}... ({len(text) - QUOTED_CHARS} more characters)"
+
+
 def parse_json(text: str) -> Any:
-    """JSON text, or the reference's ``Invalid json formatting for data`` error (whole text quoted)."""
+    """JSON text, or the reference's ``Invalid json formatting for data`` error (the text quoted)."""
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise UserInputError(
-            f"Invalid json formatting for data: {text}",
+            f"Invalid json formatting for data: {quoted(text)}",
             hint=f"Fix the JSON syntax ({exc.msg} at line {exc.lineno} column {exc.colno}).") from exc
 
 

@@ -198,3 +198,14 @@ def test_print_existing_policy_comes_before_the_tar_check(az, tmp_path):
     result = _run_untouched(az, path, "--print-existing-policy", "--tar", str(tmp_path / "missing.tar"))
     assert result.exit_code == 0, result.stderr
     assert result.stdout == f"CCE Policy for Container Group: group0\n\n{rego}\n"
+
+
+def test_malformed_big_template_is_quoted_in_part(az, tmp_path, image_tar):
+    """The reference quotes the whole text; a large template is cut so the error stays readable."""
+    path = tmp_path / "big.json"
+    text = json.dumps(arm_template([container(name=f"c{i}") for i in range(50)]), indent=2)[:-1]
+    path.write_text(text)
+    result = _run_untouched(az, path, "--tar", str(image_tar))
+    _assert_failed(result, "Invalid json formatting for data: {")
+    assert (f"ERROR: Invalid json formatting for data: {text[:500]}... ({len(text) - 500} more characters)\n"
+            "Fix the JSON syntax (Expecting ',' delimiter") in result.stderr
