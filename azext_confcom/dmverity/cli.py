@@ -112,7 +112,11 @@ def _log(args: argparse.Namespace, message: str) -> None:
 
 @contextlib.contextmanager
 def _open_image(args: argparse.Namespace) -> Iterator[Image]:
-    """The image named by -i, from --tarball, the Docker daemon (-d) or its registry."""
+    """The image named by -i, from --tarball, the Docker daemon (-d) or its registry.
+
+    With --tarball the reference ignores -i and hashes the tar's first image; we take the
+    image -i names when the tar holds it, and otherwise the first one, like the reference.
+    """
     # imported here: registry and daemon clients are heavy and `hashlayer` needs neither
     from ..images import DEFAULT_PLATFORM, ImageReference, open_image, open_tar
 
@@ -128,12 +132,16 @@ def _open_image(args: argparse.Namespace) -> Iterator[Image]:
                              hint="Name the image to hash, e.g. -i myregistry.io/app:1.0.")
     ref = ImageReference.parse(args.image)
     if args.tarball:
-        with open_tar(args.tarball) as archive:
+        with open_tar(args.tarball, "--tarball") as archive:
             image = archive.find(ref, platform)
             if image is None:
-                raise ImageNotFoundError(f"image {args.image} is not in the tarball {args.tarball}",
-                                         hint="Check the name with `tar -xOf TAR manifest.json` "
-                                              "(RepoTags) or index.json.")
+                image = archive.find(None, platform)
+                if image is None:
+                    raise ImageNotFoundError(f"the tarball {args.tarball} holds no image",
+                                             hint="Its manifest.json / index.json lists no image; "
+                                                  "export the image again with `docker save`.")
+                _log(args, f"{args.image} is not in the tarball; hashing its first image, "
+                           "as the reference dmverity-vhd does")
             with image:
                 yield image
         return

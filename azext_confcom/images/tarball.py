@@ -47,9 +47,12 @@ def _hostile(tar: str, why: str) -> ArchiveError:
 class Archive:
     """The member index of one outer tar and positional reads of its members."""
 
-    def __init__(self, path: Path | None, label: str | None = None, fileobj: BinaryIO | None = None) -> None:
-        """Index ``path`` (or an already open, seekable ``fileobj``); ``label`` names it in errors."""
+    def __init__(self, path: Path | None, label: str | None = None, fileobj: BinaryIO | None = None,
+                 option: str = "--tar") -> None:
+        """Index ``path`` (or an already open, seekable ``fileobj``); ``label`` names it in errors,
+        ``option`` is the command-line flag the user gave the path with (named in hints)."""
         self.label = label or str(path)
+        self._option = option
         self._file = fileobj or self._open(Path(path))
         weakref.finalize(self, self._file.close)
         self.members = self._index()
@@ -59,7 +62,7 @@ class Archive:
             raw = open(path, "rb")
         except OSError as exc:
             raise ArchiveError(f"Cannot read image tar '{self.label}': {exc.strerror}.",
-                               hint="Check the --tar path.") from exc
+                               hint=f"Check the {self._option} path.") from exc
         head = raw.read(6)
         raw.seek(0)
         for magic, opener in _COMPRESSED_TARS:
@@ -157,10 +160,12 @@ class Archive:
              name: str | None = None) -> "TarImage | None":
         """The image ``ref`` (or the one whose config has ``config_digest``), ``None`` if absent.
 
+        With neither, the archive's first image (``manifest.json`` element 0, or the first
+        manifest of ``index.json``): what the reference dmverity-vhd hashes with --tarball.
         ``manifest.json`` (both ``docker save`` layouts) is preferred; a plain OCI layout is
         read through ``index.json``.
         """
-        name = name or str(ref)
+        name = name or (str(ref) if ref is not None else f"the first image of '{self.label}'")
         if self.has("manifest.json"):
             return self._find_docker_save(ref, config_digest, name)
         if self.has("index.json"):
@@ -177,7 +182,8 @@ class Archive:
                 raise _hostile(self.label, "has a manifest.json entry without Config")
             digest = _member_digest(entry["Config"])
             tags = entry.get("RepoTags") or []
-            wanted = (config_digest is not None and digest == config_digest) or (
+            wanted = (ref is None and config_digest is None) or (
+                config_digest is not None and digest == config_digest) or (
                 ref is not None and any(isinstance(t, str) and (t == ref.key or ref.same_image(t)) for t in tags))
             if not wanted:
                 continue
@@ -337,9 +343,10 @@ class TarSource:
 
 
 @contextlib.contextmanager
-def open_tar(path: str | os.PathLike) -> Iterator[Archive]:
-    """An ``Archive`` for code that reads one tar directly (the dmverity-vhd ``--tarball`` mode)."""
-    archive = Archive(Path(path))
+def open_tar(path: str | os.PathLike, option: str) -> Iterator[Archive]:
+    """An ``Archive`` for code that reads one tar directly (the dmverity-vhd ``--tarball`` mode);
+    ``option`` is the flag that named it, for error hints."""
+    archive = Archive(Path(path), option=option)
     try:
         yield archive
     finally:

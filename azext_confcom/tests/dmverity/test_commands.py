@@ -133,15 +133,23 @@ def test_create_output_matches_roothash(golden_images, tmp_path):
 
 def docker_save(path, layers: list[bytes], tag: str) -> None:
     """A minimal docker-save tar (config + manifest.json) around the given layer blobs."""
-    diff_ids = ["sha256:" + hashlib.sha256(layer).hexdigest() for layer in layers]
-    config = json.dumps({"architecture": "amd64", "os": "linux",
-                         "rootfs": {"type": "layers", "diff_ids": diff_ids}}).encode()
-    config_name = hashlib.sha256(config).hexdigest() + ".json"
-    members = {config_name: config}
-    for i, layer in enumerate(layers):
-        members[f"l{i}/layer.tar"] = layer
-    members["manifest.json"] = json.dumps([{"Config": config_name, "RepoTags": [tag],
-                                            "Layers": [f"l{i}/layer.tar" for i in range(len(layers))]}]).encode()
+    docker_save_images(path, {tag: layers})
+
+
+def docker_save_images(path, images: dict[str, list[bytes]]) -> None:
+    """A docker-save tar holding several images (tag -> layer blobs), in that order."""
+    members: dict[str, bytes] = {}
+    manifest = []
+    for n, (tag, layers) in enumerate(images.items()):
+        diff_ids = ["sha256:" + hashlib.sha256(layer).hexdigest() for layer in layers]
+        config = json.dumps({"architecture": "amd64", "os": "linux",
+                             "rootfs": {"type": "layers", "diff_ids": diff_ids}}).encode()
+        config_name = hashlib.sha256(config).hexdigest() + ".json"
+        members[config_name] = config
+        paths = [f"i{n}l{i}/layer.tar" for i in range(len(layers))]
+        members.update(zip(paths, layers))
+        manifest.append({"Config": config_name, "RepoTags": [tag], "Layers": paths})
+    members["manifest.json"] = json.dumps(manifest).encode()
     with tarfile.open(path, "w") as tar:
         for name, data in members.items():
             info = tarfile.TarInfo(name)
@@ -165,6 +173,28 @@ def test_a_conversion_error_wins_over_missing_layers(golden_images, tmp_path):
     result = run_tool("--tarball", str(image), "roothash", "-i", "test/bad:1", cache=tmp_path / "c")
     assert result.returncode == 1 and result.stdout == b""
     assert "failed to convert tar to ext4: " in result.stderr.decode()
+
+
+@pytest.mark.parametrize("ref, picked", [("test/second:1", "large_file.tar"),
+                                         ("test/first:1", "small_file.tar"),
+                                         ("test/absent:9", "small_file.tar")])
+def test_tarball_hashes_the_named_image_else_the_first(ref, picked, golden_images, tmp_path):
+    """The reference ignores -i with --tarball and hashes the tar's first image; we take the
+    image -i names when the tar holds it, and otherwise the first one, so the output matches."""
+    image = tmp_path / "two.tar"
+    docker_save_images(image, {"test/first:1": [docker_save_layer(golden_images / "small_file.tar")],
+                               "test/second:1": [docker_save_layer(golden_images / "large_file.tar")]})
+    result = run_tool("--tarball", str(image), "roothash", "-i", ref, cache=tmp_path / "c")
+    assert result.returncode == 0, result.stderr.decode()
+    assert json.loads(result.stdout) == {"layers": EXPECTED[picked]["layers"]}
+
+
+def test_missing_tarball_error_names_the_tarball_flag(tmp_path):
+    result = run_tool("--tarball", str(tmp_path / "absent.tar"), "roothash", "-i", "a:b",
+                      cache=tmp_path)
+    assert result.returncode == 1 and result.stdout == b""
+    err = result.stderr.decode()
+    assert "absent.tar" in err and "--tarball path" in err and "--tar path" not in err
 
 
 @pytest.mark.slow

@@ -8,8 +8,8 @@ import shutil
 
 import pytest
 
-from azext_confcom.errors import ImageNotFoundError, UserInputError
-from azext_confcom.images import ImageReference, TarSource, open_image
+from azext_confcom.errors import ArchiveError, ImageNotFoundError, UserInputError
+from azext_confcom.images import Archive, ImageReference, TarSource, open_image, open_tar
 from azext_confcom.tests.imagebuild import File, ImageSpec, write_docker_save, write_oci, write_tar
 
 from .helpers import layer_digests
@@ -68,6 +68,28 @@ def test_image_not_in_tar_falls_through(tmp_path):
     assert tar.find(ImageReference.parse("test/app:9"), "linux/amd64") is None
     with pytest.raises(Exception, match="not found in the given tar files"):
         tar_only("test/app:9", tar)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_find_without_a_name_is_the_first_image(tmp_path, layout):
+    """What the reference dmverity-vhd hashes with --tarball whatever -i says."""
+    path = tmp_path / "images.tar"
+    built = write_tar(path, app_images(False), layout)
+    with open_tar(path, "--tarball") as archive:
+        first = archive.find(None, "linux/amd64")
+        assert [layer.diff_id for layer in first.layers] == built[0].diff_ids
+        assert archive.find(ImageReference.parse("test/tool:2"), "linux/amd64").layers != first.layers
+
+
+def test_unreadable_tar_hint_names_the_flag_it_came_from(tmp_path):
+    absent = tmp_path / "absent.tar"
+    with pytest.raises(ArchiveError) as info:
+        Archive(absent)
+    assert str(absent) in info.value.message and "Check the --tar path." == info.value.hint
+    with pytest.raises(ArchiveError) as info:
+        with open_tar(absent, "--tarball"):
+            pass
+    assert "Check the --tarball path." == info.value.hint
 
 
 def test_docker_save_duplicate_layer_is_a_symlink(tmp_path):
