@@ -106,9 +106,7 @@ def acipolicygen_confcom(
     if print_existing_policy:
         _print_existing_policy(source)
         return
-    if tar_mapping_location and not os.path.isfile(tar_mapping_location):
-        print(TAR_NOT_A_FILE)
-        sys.exit(2)
+    _check_tar_option(tar_mapping_location)
     _refuse_unsupported(platform, validate_sidecar)
     logger.warning("Using platform: %s", platform)
     disable_stdio = _resolve_stdio(enable_stdio, disable_stdio)
@@ -179,9 +177,7 @@ def acifragmentgen_confcom(
     from azext_confcom.policy.render import OutputType, render_fragment
 
     _refuse_unsupported_fragment_flags(key, generate_import, upload_fragment, out_signed_fragment)
-    if tar_mapping_location and not os.path.isfile(tar_mapping_location):
-        print(TAR_NOT_A_FILE)
-        sys.exit(2)
+    _check_tar_option(tar_mapping_location)
     disable_stdio = _resolve_stdio(enable_stdio, disable_stdio)
     if debug_mode:
         logger.warning(DEBUG_WARNING)
@@ -374,6 +370,13 @@ def _print_existing_policy(source: Source) -> None:
 
 
 # --------------------------------------------------------------------------- flags
+
+def _check_tar_option(tar_mapping_location: Optional[str]) -> None:
+    """The reference's --tar check: not a file -> its message on stdout and exit status 2."""
+    if tar_mapping_location and not os.path.isfile(tar_mapping_location):
+        print(TAR_NOT_A_FILE)
+        sys.exit(2)
+
 
 def _resolve_stdio(enable_stdio: bool, disable_stdio: bool) -> bool:
     """Whether stdio is disabled; warns when the user did not choose."""
