@@ -22,6 +22,7 @@ import yaml
 
 from azext_confcom.errors import UserInputError
 from azext_confcom.policy import config
+from azext_confcom.policy.lookup import quoted
 
 
 @dataclass
@@ -33,13 +34,16 @@ class ExistingPolicy:
 
 def decode_policy(value: str) -> str:
     """The Rego text of a base64 ``ccePolicy`` value."""
+    hint = "Regenerate the policy, or clear ccePolicy to start from an allow-all policy."
+    if not isinstance(value, str):
+        raise UserInputError(f"The stored ccePolicy is not a base64 string: {json.dumps(value, default=str)}",
+                             hint=hint)
     try:
         return base64.b64decode(value).decode("ascii")
     except (binascii.Error, ValueError) as exc:
         raise UserInputError(
             "Unable to decode existing policy. Please check the base64 encoding.\n"
-            f"Invalid base64 string: {value}",
-            hint="Regenerate the policy, or clear ccePolicy to start from an allow-all policy.") from exc
+            f"Invalid base64 string: {quoted(value)}", hint=hint) from exc
 
 
 def bracketed(text: str, start: str) -> str:

@@ -209,3 +209,10 @@ def test_malformed_big_template_is_quoted_in_part(az, tmp_path, image_tar):
     _assert_failed(result, "Invalid json formatting for data: {")
     assert (f"ERROR: Invalid json formatting for data: {text[:500]}... ({len(text) - 500} more characters)\n"
             "Fix the JSON syntax (Expecting ',' delimiter") in result.stderr
+
+
+@pytest.mark.parametrize("flag", ["--print-existing-policy", "--diff"])
+def test_stored_policy_that_is_not_a_string(az, tmp_path, image_tar, flag):
+    path = write_template(tmp_path / "t.json", arm_template([container()], cce_policy=["x"]))
+    result = _run_untouched(az, path, flag, "--tar", str(image_tar))
+    _assert_failed(result, 'The stored ccePolicy is not a base64 string: ["x"]', exact=True)
