@@ -307,12 +307,12 @@ def _print_policy(policy, output_type, save_to_file: Optional[str]) -> None:
     from azext_confcom.policy.render import render
 
     text = render(policy, output_type)
-    print(f"{text}\n\n")
-    if save_to_file:
+    if save_to_file:    # before printing: a file that cannot be written leaves no output behind
         logger.warning(SAVE_TO_FILE_WARNING)
         from azext_confcom.inject import save_text
 
         save_text(save_to_file, text)
+    print(f"{text}\n\n")
 
 
 def _inject_into_arm(source: Source, policies: list) -> None:

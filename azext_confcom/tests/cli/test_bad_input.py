@@ -309,6 +309,12 @@ def test_print_policy_needs_no_writable_template(az, template, image_tar):
     assert result.exit_code == 0, result.stderr
 
 
+def test_save_to_file_in_a_missing_folder_prints_nothing(az, template, image_tar, tmp_path):
+    target = tmp_path / "missing" / "policy.rego"
+    result = run_untouched(az, template, "--tar", str(image_tar), "--outraw", "-s", str(target))
+    assert_clean_failure(result, f"Cannot write {target}: No such file or directory", "nothing was changed")
+
+
 # --- Ctrl-C ----------------------------------------------------------------------------------
 
 def test_ctrl_c_while_hashing_leaves_the_template_untouched(az, template, image_tar, tmp_path, monkeypatch):
