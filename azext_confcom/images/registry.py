@@ -73,6 +73,16 @@ def _error_detail(response: requests.Response) -> str:
     return text or f"HTTP {response.status_code} {response.reason}"
 
 
+def _why(exc: requests.exceptions.ConnectionError) -> str:
+    """What went wrong with a connection, in words rather than urllib3's exception chain."""
+    text = str(exc)
+    if "refused" in text.lower():
+        return "connection refused"
+    if "NameResolutionError" in text or "Name or service not known" in text:
+        return "its host name cannot be resolved (no such host in DNS)"
+    return text
+
+
 def _retry_after(response: requests.Response, longest: float = 30.0) -> float | None:
     """The server's ``Retry-After`` in seconds (429/503), if it gave a sane one."""
     try:
@@ -136,11 +146,9 @@ class RegistryClient:
                 raise
             except requests.exceptions.ConnectionError as exc:
                 if "refused" in str(exc).lower() or attempt == self.attempts:
-                    raise RegistryError(
-                        f"Cannot connect to registry {self.registry} ({url}): "
-                        f"{'connection refused' if 'refused' in str(exc).lower() else exc}.",
-                        hint="Check the registry address and port, and that the registry is running "
-                             "and reachable from this machine.") from exc
+                    raise RegistryError(f"Cannot connect to registry {self.registry} ({url}): {_why(exc)}.",
+                                        hint="Check the registry address and port, and that the registry is "
+                                             "running and reachable from this machine.") from exc
             except requests.exceptions.Timeout as exc:
                 if attempt == self.attempts:
                     raise RegistryError(f"Registry {self.registry} did not answer {url} in time "

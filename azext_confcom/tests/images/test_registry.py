@@ -285,3 +285,13 @@ def test_retry_after_is_honoured(registry, pushed, docker_config):
     started = time.monotonic()
     fetch(f"{registry.host}/test/app:1", client=client)
     assert time.monotonic() - started >= 0.3
+
+
+def test_unknown_host_name(docker_config):
+    """No urllib3 exception chain in the message: what failed, in words."""
+    client = RegistryClient("registry.invalid", backoff=0.01)
+    with pytest.raises(RegistryError) as info:
+        fetch("registry.invalid/test/app:1", client=client)
+    assert info.value.message == ("Cannot connect to registry registry.invalid "
+                                  "(https://registry.invalid/v2/test/app/manifests/1): "
+                                  "its host name cannot be resolved (no such host in DNS).")
