@@ -15,7 +15,7 @@ from typing import Callable, Optional
 
 from azext_confcom.errors import UserInputError
 from azext_confcom.policy.arm import SUPPORTED_RESOURCE_TYPES
-from azext_confcom.policy.lookup import ci_get
+from azext_confcom.policy.documents import ci_get
 from azext_confcom.prompts import answered_yes
 
 CONFCOM_PROPERTIES = "confidentialComputeProperties"

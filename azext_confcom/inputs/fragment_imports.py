@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from azext_confcom.errors import UserInputError
-from azext_confcom.policy.lookup import ci_get, parse_json, read_text
+from azext_confcom.policy.documents import ci_get, parse_json, read_text
 
 _HINT = ('A fragment import looks like {"issuer": "did:x509:...", "feed": "registry/repo", '
          '"minimum_svn": "1", "includes": ["containers"]}.')

@@ -29,7 +29,7 @@ from azext_confcom.inputs import platform_defaults
 from azext_confcom.policy.execs import probe_exec
 from azext_confcom.inputs.fragment_imports import validate_fragment_imports
 from azext_confcom.policy import config
-from azext_confcom.policy.lookup import ci_get, env_variables, image_text, parse_json, read_text
+from azext_confcom.policy.documents import ci_get, env_variables, image_text, parse_json, read_text
 from azext_confcom.policy.security_context import security_fields
 from azext_confcom.policy.spec import ContainerSpec, EnvRule, ExecProcess, GroupSpec, MountSpec
 

@@ -31,7 +31,7 @@ from azext_confcom.errors import UserInputError
 from azext_confcom.inject import POLICY_KEPT, save_text
 from azext_confcom.inputs import platform_defaults
 from azext_confcom.policy.execs import hook_exec, probe_exec
-from azext_confcom.policy.lookup import ci_get, image_text, quoted, read_text
+from azext_confcom.policy.documents import ci_get, image_text, quoted, read_text
 from azext_confcom.policy.security_context import security_fields
 from azext_confcom.policy.spec import ContainerSpec, EnvRule, GroupSpec, MountSpec
 from azext_confcom.prompts import WILDCARD_UNATTENDED, Ask, answered_yes

@@ -24,7 +24,7 @@ from typing import Any, Optional
 from azext_confcom.errors import UserInputError
 from azext_confcom.policy import config
 from azext_confcom.policy.execs import probe_exec
-from azext_confcom.policy.lookup import ci_get, env_variables, image_text, load_json
+from azext_confcom.policy.documents import ci_get, env_variables, image_text, load_json
 from azext_confcom.policy.security_context import security_fields
 from azext_confcom.policy.spec import ContainerSpec, EnvRule, ExecProcess, GroupSpec, MountSpec
 from azext_confcom.prompts import WILDCARD_UNATTENDED, Ask, answered_yes

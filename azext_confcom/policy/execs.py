@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from azext_confcom.errors import UserInputError
-from azext_confcom.policy.lookup import ci_get
+from azext_confcom.policy.documents import ci_get
 from azext_confcom.policy.spec import ExecProcess
 
 

@@ -22,7 +22,7 @@ import yaml
 
 from azext_confcom.errors import UserInputError
 from azext_confcom.policy import config
-from azext_confcom.policy.lookup import quoted
+from azext_confcom.policy.documents import quoted
 
 
 @dataclass

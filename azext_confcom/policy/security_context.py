@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from azext_confcom.errors import UserInputError
-from azext_confcom.policy.lookup import ci_get
+from azext_confcom.policy.documents import ci_get
 from azext_confcom.policy.seccomp import security_context_sha256
 
 _FIELD = 'Field ["containers"]["securityContext"]'

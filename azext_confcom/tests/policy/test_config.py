@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from azext_confcom.policy import config
-from azext_confcom.policy.lookup import ci_get
+from azext_confcom.policy.documents import ci_get
 
 
 def test_newest_deltas():
