@@ -23,7 +23,7 @@ from ..errors import ArchiveError, DigestMismatchError, ImageError
 
 CHUNK = 1 << 20
 #: read buffers per layer stream: one being served, the rest waiting to be hashed
-_BUFFERS = 3
+_BUFFERS = 2
 _GZIP_MAGIC = b"\x1f\x8b"
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 
@@ -78,18 +78,24 @@ class _DigestWorker:
     submitted buffer until the worker has released it (``release`` returns it to a pool)."""
 
     def __init__(self) -> None:
-        self._queue: queue.Queue = queue.Queue(maxsize=2 * _BUFFERS)
+        self._queue: queue.Queue = queue.Queue(maxsize=_BUFFERS)
+        self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="layer-digest", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
         while (item := self._queue.get()) is not None:
             hashes, data, release = item
-            for h in hashes:
-                h.update(data)
-            if release is not None:
-                release.put(data.obj)
-            self._queue.task_done()
+            try:
+                if self._error is None:
+                    for h in hashes:
+                        h.update(data)
+            except BaseException as exc:  # reported by settle(); keep draining so no one waits
+                self._error = exc
+            finally:
+                if release is not None:
+                    release.put(data.obj)
+                self._queue.task_done()
         self._queue.task_done()
 
     def submit(self, hashes: tuple, data: memoryview, release: queue.Queue | None = None) -> None:
@@ -98,6 +104,8 @@ class _DigestWorker:
     def settle(self) -> None:
         """Wait until every submitted update has been applied."""
         self._queue.join()
+        if self._error is not None:
+            raise self._error
 
     def stop(self) -> None:
         if self._thread.is_alive():

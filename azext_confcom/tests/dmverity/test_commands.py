@@ -15,7 +15,7 @@ import pytest
 
 from azext_confcom.tests.services import require
 
-from .helpers import docker_save_layer, run_tool
+from .helpers import docker_save_layer, file_entry, layer_tar, run_tool
 from .test_golden import EXPECTED
 
 
@@ -187,6 +187,27 @@ def test_tarball_hashes_the_named_image_else_the_first(ref, picked, golden_image
     result = run_tool("--tarball", str(image), "roothash", "-i", ref, cache=tmp_path / "c")
     assert result.returncode == 0, result.stderr.decode()
     assert json.loads(result.stdout) == {"layers": EXPECTED[picked]["layers"]}
+
+
+def test_tampered_layer_prints_and_caches_nothing(tmp_path):
+    """The layer still converts after the flip; only its diff_id check can catch it, and the
+    root hash must not reach stdout or the cache."""
+    layer = layer_tar([file_entry("data.bin", bytes(range(256)) * 40)])
+    image = tmp_path / "img.tar"
+    docker_save(image, [layer], "test/tampered:1")
+    raw = bytearray(image.read_bytes())
+    at = raw.find(layer) + 512 + 5000                # inside data.bin's content
+    raw[at] ^= 1
+    image.write_bytes(raw)
+    cache = tmp_path / "cache"
+    result = run_tool("--tarball", str(image), "roothash", "-i", "test/tampered:1", cache=cache)
+    assert result.returncode == 1 and result.stdout == b""
+    assert "Digest mismatch" in result.stderr.decode()
+    assert not [p for p in cache.rglob("*") if p.is_file()]
+    image.write_bytes(raw[:at] + bytes([raw[at] ^ 1]) + raw[at + 1:])      # repaired: it works
+    assert run_tool("--tarball", str(image), "roothash", "-i", "test/tampered:1",
+                    cache=cache).returncode == 0
+    assert [p for p in cache.rglob("*") if p.is_file()]
 
 
 def test_missing_tarball_error_names_the_tarball_flag(tmp_path):
