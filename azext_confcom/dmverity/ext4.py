@@ -254,6 +254,8 @@ class Ext4Builder:
         self._out = out
         self._pos = 0
         self._buf = bytearray(_COPY_CHUNK)
+        view = memoryview(self._buf)
+        self._buf_blocks = [view[i:i + BLOCK_SIZE] for i in range(0, _COPY_CHUNK, BLOCK_SIZE)]
         self._inodes: list[Optional[_Inode]] = [None] * _FIRST_INO
         self._emit_zero_blocks(_FIRST_DATA_BLOCK)        # superblock + GDT, patched in finish()
         root = self._new_inode(S_IFDIR | 0o755, number=_ROOT_INO)
@@ -266,12 +268,17 @@ class Ext4Builder:
 
     # -- block output ------------------------------------------------------------------
 
-    def _emit(self, blocks: memoryview | bytes | bytearray) -> None:
+    def _emit(self, blocks: memoryview | bytes | bytearray,
+              views: list[memoryview] | None = None) -> None:
+        """Append whole blocks; ``views``: the same blocks as 4 KiB views, when at hand."""
         count = len(blocks) // BLOCK_SIZE
         if self._pos + count > _MAX_BLOCKS:
             raise LayerConversionError(f"disk exceeded maximum size of {MAX_DISK_SIZE} bytes",
                                        hint="The ACI host cannot mount layers above 128 GiB.")
-        self._hasher.add_blocks(blocks)
+        if views is None:
+            self._hasher.add_blocks(blocks)
+        else:
+            self._hasher.add_block_views(views)
         if self._out is not None:
             self._out.write(blocks)
         self._pos += count
@@ -549,7 +556,7 @@ class Ext4Builder:
             pad = -got % BLOCK_SIZE
             if pad:
                 view[got:got + pad] = _ZEROS[:pad]
-            self._emit(view[:got + pad])
+            self._emit(view[:got + pad], self._buf_blocks[:(got + pad) // BLOCK_SIZE])
         self._finish_data(node, start)
 
     def _write_bytes(self, node: _Inode, data: bytes) -> None:
