@@ -117,10 +117,12 @@ def acipolicygen_confcom(
                    _describe(source), "base64" if output_type is OutputType.DEFAULT else "clear text")
 
     printing = print_policy_to_terminal or outraw or outraw_pretty_print
-    if source.kind in ("arm", "virtual_node_yaml") and not (printing or diff):
-        from azext_confcom.inject import check_rewritable
+    from azext_confcom.inject import check_writable
 
-        check_rewritable(source.value)
+    if source.kind in ("arm", "virtual_node_yaml") and not (printing or diff):
+        check_writable(source.value)
+    if save_to_file:
+        check_writable(save_to_file)
     options = _policy_options(
         source, debug_mode=debug_mode, disable_stdio=disable_stdio, omit_id=omit_id,
         infrastructure_svn=infrastructure_svn, exclude_default_fragments=exclude_default_fragments,
@@ -173,7 +175,7 @@ def acifragmentgen_confcom(
     """Generate an (unsigned) policy fragment: ``<namespace>.rego`` in the current directory."""
     from pathlib import Path
 
-    from azext_confcom.inject import save_text
+    from azext_confcom.inject import check_writable, save_text
     from azext_confcom.policy.render import OutputType, render_fragment
 
     _refuse_unsupported_fragment_flags(key, generate_import, upload_fragment, out_signed_fragment)
@@ -182,6 +184,9 @@ def acifragmentgen_confcom(
     if debug_mode:
         logger.warning(DEBUG_WARNING)
 
+    stem = output_filename[:-len(".rego")] if output_filename.endswith(".rego") else output_filename
+    output = Path.cwd() / f"{stem or namespace}.rego"
+    check_writable(output)
     source = _source(input_path, None, None, image_name, None, container_definitions)
     tar_mapping = None
     if source.kind == "input" and not tar_mapping_location:
@@ -198,8 +203,7 @@ def acifragmentgen_confcom(
         raise UserInputError("No images found in the policy or all images are covered by fragments",
                              hint="Give the fragment at least one container image.")
     text = render_fragment(policy, namespace, svn, OutputType.RAW if outraw else OutputType.PRETTY_PRINT)
-    stem = output_filename[:-len(".rego")] if output_filename.endswith(".rego") else output_filename
-    save_text(Path.cwd() / f"{stem or namespace}.rego", text)
+    save_text(output, text)
     if not no_print:
         print(text)
 

@@ -48,14 +48,13 @@ def save_text(path: str | Path, text: str) -> None:
         raise UserInputError(f"Cannot write {path}: {ex.strerror or ex}", hint=_NOT_WRITTEN_HINT) from ex
 
 
-def check_rewritable(path: str | Path) -> None:
-    """Fail before the (slow) policy generation when *path* cannot be rewritten in place: the file
-    and its folder (where the temporary file goes) must be writable."""
+def check_writable(path: str | Path) -> None:
+    """Fail before the (slow) policy generation when *path* cannot be written: the file, if it
+    exists, and its folder (where the temporary file goes) must be writable. What does not exist
+    is left to the reader or the write to report."""
     real = os.path.realpath(path)
-    if not os.path.isfile(real):
-        return      # the reader reports a missing template in the reference's words
     for target in (real, os.path.dirname(real)):
-        if not os.access(target, os.W_OK):
+        if os.path.exists(target) and not os.access(target, os.W_OK):
             raise UserInputError(f"Cannot write {path}: {target} is not writable", hint=_NOT_WRITTEN_HINT)
 
 

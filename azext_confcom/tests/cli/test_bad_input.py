@@ -303,6 +303,25 @@ def test_unwritable_template_fails_before_any_image_is_read(az, template, image_
     assert [p.name for p in template.parent.iterdir()] == [template.name]     # no temp file left
 
 
+def test_save_to_file_in_an_unwritable_folder_fails_before_hashing(az, template, image_tar, tmp_path):
+    folder = tmp_path / "out"
+    folder.mkdir()
+    with _immutable(folder):
+        result = run_untouched(az, template, "--tar", str(image_tar), "--outraw", "-s", str(folder / "p.rego"))
+    assert_clean_failure(result, f"Cannot write {folder / 'p.rego'}: {folder} is not writable")
+    assert "Pulling and hashing" not in result.stderr
+
+
+def test_fragment_in_an_unwritable_folder_fails_before_hashing(az, image_tar, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with _immutable(tmp_path):
+        result = az("confcom", "acifragmentgen", "--image", IMAGE, "--tar", str(image_tar), "-n", "contoso",
+                    "--svn", "1")
+    assert_clean_failure(result, f"Cannot write {tmp_path / 'contoso.rego'}: {tmp_path} is not writable")
+    assert "Pulling and hashing" not in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_print_policy_needs_no_writable_template(az, template, image_tar):
     with _immutable(template):
         result = run_untouched(az, template, "--tar", str(image_tar), "--print-policy")
