@@ -414,13 +414,14 @@ class _Header:
     __slots__ = ("block", "format", "typeflag", "name", "linkname", "size", "mode", "uid",
                  "gid", "mtime", "atime", "ctime", "devmajor", "devminor")
 
-    def __init__(self, block: bytes, fmt: str,
+    def __init__(self, block: bytes, fmt: str, name: bytes,
                  numbers: tuple[int, int, int, int, int] | None = None) -> None:
-        """``numbers``: (mode, uid, gid, size, mtime) already parsed by ``_plain_numbers``."""
+        """``name``: the name field; ``numbers``: (mode, uid, gid, size, mtime) already parsed
+        by ``_plain_numbers``."""
         self.block = block
         self.format = fmt
         self.typeflag = block[156]
-        self.name = _c_string(block[0:100])
+        self.name = name
         self.linkname = _c_string(block[157:257])
         if numbers is None:
             self.size = _field(block, 124, 136, "size")
@@ -589,7 +590,7 @@ class _Reader:
         if fmt is None:
             raise self._invalid("header checksum mismatch (not a tar header)")
         self._name = _c_string(block[:100])
-        return _Header(block, fmt, numbers)
+        return _Header(block, fmt, self._name, numbers)
 
     def _set_data(self, typeflag: int, size: int) -> None:
         """Go's handleRegularFile: header-only types have no data section."""
@@ -748,10 +749,12 @@ class _Reader:
             header.name = long_name
         if long_link:
             header.linkname = long_link
-        if header.typeflag == 0:                     # legacy regular file / directory
+        legacy = header.typeflag == 0
+        if legacy:                                   # legacy regular file / directory
             header.typeflag = ord("5") if header.name.endswith(b"/") else ord("0")
         self._name = header.name
-        self._set_data(header.typeflag, header.size)
+        if records or legacy:      # size or kind may have changed: set the data section up again
+            self._set_data(header.typeflag, header.size)
         data: DataReader = self._current
         if header.typeflag == ord("S"):
             sparse: list[tuple[int, int]] | None = self._old_gnu_sparse(header)
