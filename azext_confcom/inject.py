@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from azext_confcom.errors import UserInputError
-from azext_confcom.policy.arm import SUPPORTED_RESOURCE_TYPES
+from azext_confcom.policy.arm import container_group_resources
 from azext_confcom.policy.documents import ci_get
 from azext_confcom.prompts import answered_yes
 
@@ -22,14 +22,6 @@ CONFCOM_PROPERTIES = "confidentialComputeProperties"
 CCE_POLICY = "ccePolicy"
 #: what a CI user does instead of answering the overwrite question
 POLICY_KEPT = "The stored policy is kept; empty it first to have it replaced without a question."
-
-
-def supported_resources(template: dict) -> list[dict]:
-    """Container-group resources, in template order (the policies' order), as the reader sees them."""
-    resources = ci_get(template, "resources") or []
-    if isinstance(resources, dict):
-        resources = list(resources.values())
-    return [r for r in resources if isinstance(r, dict) and r.get("type") in SUPPORTED_RESOURCE_TYPES]
 
 
 def dump_template(template: dict) -> str:
@@ -108,7 +100,7 @@ def inject_into_template(template_path: str | Path, policies: list[tuple[str, st
     except (OSError, ValueError) as ex:
         raise UserInputError(f"Cannot re-read the ARM template {path} to write the policy into it: {ex}",
                              hint="Make sure the file is not changed while the policy is generated.") from ex
-    resources = supported_resources(template)
+    resources = container_group_resources(template)
     if len(policies) > len(resources):
         raise UserInputError(f"The ARM template {path} no longer has {len(policies)} container groups.",
                              hint="Make sure the file is not changed while the policy is generated.")

@@ -108,16 +108,20 @@ def load_arm_template(template_path: str, parameters_path: Optional[str] = None,
     return read_arm_template(document, parameters_document, approve_wildcards=approve_wildcards, ask=ask)
 
 
-def read_arm_template(document: Any, parameters_document: Any = None, *,
-                      approve_wildcards: bool = False, ask: Ask = input) -> ArmTemplate:
-    resources = ci_get(document, "resources")
-    if not resources:
-        raise UserInputError("Field [resources] is empty or cannot be found",
-                             hint="The template needs a resources list with a container group.")
+def container_group_resources(document: Any) -> list[dict]:
+    """The container-group resources of a template in template order: one policy each."""
+    resources = ci_get(document, "resources") or []
     if isinstance(resources, dict):
         resources = list(resources.values())
-    supported = [r for r in resources
-                 if isinstance(r, dict) and r.get("type") in SUPPORTED_RESOURCE_TYPES]
+    return [r for r in resources if isinstance(r, dict) and r.get("type") in SUPPORTED_RESOURCE_TYPES]
+
+
+def read_arm_template(document: Any, parameters_document: Any = None, *,
+                      approve_wildcards: bool = False, ask: Ask = input) -> ArmTemplate:
+    if not ci_get(document, "resources"):
+        raise UserInputError("Field [resources] is empty or cannot be found",
+                             hint="The template needs a resources list with a container group.")
+    supported = container_group_resources(document)
     if not supported:
         raise UserInputError(f'Field ["type"] must contain one of {SUPPORTED_RESOURCE_TYPES}',
                              hint="Only container group resources get a policy.")
