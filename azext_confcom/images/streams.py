@@ -4,8 +4,9 @@ Layers are streamed, never held in memory: ``VerifiedLayer`` hashes the stored b
 uncompressed tar as they pass through and fails at the end of the stream when either does
 not match its digest. The digests are taken by a worker thread from the very buffers the
 consumer is served from (hashlib releases the GIL on large buffers), so verifying a layer
-costs its consumer about one memory copy instead of a second sha256 pass. ``FileSlice`` reads one member of an outer tar with ``os.pread`` so
-several layers of one archive can be streamed in parallel threads.
+costs its consumer about one memory copy instead of a second sha256 pass. ``FileSlice``
+reads one member of an outer tar with ``os.pread`` so several layers of one archive can be
+streamed in parallel threads.
 """
 
 from __future__ import annotations
@@ -204,12 +205,14 @@ class VerifiedLayer(io.RawIOBase):
             if self._zstd is not None or self._inflate is None:
                 # read into a buffer of our own: the worker hashes it while it is served
                 buffer = self._buffer()
-                n = self._read_zstd(buffer) if self._zstd is not None else self._blob.readinto(buffer)
+                if self._zstd is not None:     # the blob hash sees the compressed input
+                    n, hashes = self._read_zstd(buffer), (self._diff_hash,)
+                else:
+                    n, hashes = self._blob.readinto(buffer), (self._blob_hash, self._diff_hash)
                 if not n:
                     self._pool.put(buffer)
                     self._finish()
                     continue
-                hashes = (self._diff_hash,) if self._zstd is not None else (self._blob_hash, self._diff_hash)
                 self._ready = memoryview(buffer)[:n]
                 self._hash(hashes, self._ready, release=True)
                 continue
