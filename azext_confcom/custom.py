@@ -133,11 +133,12 @@ def acipolicygen_confcom(
     if source.kind == "arm" and not (printing or diff):
         _inject_into_arm(source, policies)
         return
+    if source.kind == "virtual_node_yaml" and not (printing or diff):
+        _inject_into_yaml(source, policies)
+        return
     exit_code = 0
     for count, policy in enumerate(policies):
-        if source.kind == "virtual_node_yaml" and not (printing or diff):
-            _inject_into_yaml(source, count, policy)
-        elif diff:
+        if diff:
             exit_code = _diff(policy, stored[count], pretty=outraw_pretty_print) or exit_code
         else:
             _print_policy(policy, output_type, save_to_file)
@@ -331,12 +332,15 @@ def _inject_into_arm(source: Source, policies: list) -> None:
             logger.info("CCE Policy successfully injected into ARM Template")
 
 
-def _inject_into_yaml(source: Source, count: int, policy) -> None:
+def _inject_into_yaml(source: Source, policies: list) -> None:
+    """All policies into their pods' annotations in one atomic rewrite; the digest of each one written."""
     from azext_confcom import inputs
     from azext_confcom.policy.render import OutputType, policy_digest, render
 
-    if inputs.inject_into_yaml(source.value, count, render(policy, OutputType.DEFAULT)):
-        print(policy_digest(policy))
+    written = inputs.inject_into_yaml(source.value, {i: render(p, OutputType.DEFAULT) for i, p in enumerate(policies)})
+    for index, policy in enumerate(policies):
+        if written[index]:
+            print(policy_digest(policy))
 
 
 def _stored_policies(values: list[Optional[str]]) -> list:

@@ -5,7 +5,7 @@ Each reader turns one ``acipolicygen`` source into ``policy.spec.GroupSpec`` obj
 * ``v1json.load_input_file(path)``                       ``-i/--input``
 * ``image.group_from_image(image)``                      ``--image``
 * ``vn2.load_vn2(path, approve_wildcards=, ask=)``       ``--virtual-node-yaml``
-  (``vn2.inject_policy`` writes the annotation, ``vn2.existing_policies`` reads it back)
+  (``vn2.inject_policies`` writes the annotations, ``vn2.existing_policies`` reads it back)
 
 ``--with-containers`` values already are policy containers: ``containers.policy_from_definitions``
 builds their policy directly. ``from_image.container_definition`` serves
@@ -50,8 +50,8 @@ def read_existing_policies(kind: str, value: str) -> list[tuple[Optional[str], s
     return existing_policies(value)
 
 
-def inject_into_yaml(path: str, index: int, policy_base64: str, ask: Ask = input) -> bool:
-    """Write the policy annotation into the ``index``-th pod of the YAML file (see ``vn2.inject_policy``)."""
-    from azext_confcom.inputs.vn2 import inject_policy
+def inject_into_yaml(path: str, policies: dict[int, str], ask: Ask = input) -> dict[int, bool]:
+    """Write each base64 policy into the pod of that index, in one rewrite (see ``vn2.inject_policies``)."""
+    from azext_confcom.inputs.vn2 import inject_policies
 
-    return inject_policy(path, index, policy_base64, ask=ask)
+    return inject_policies(path, policies, ask=ask)

@@ -348,11 +348,12 @@ def existing_policies(path: str) -> list[tuple[Optional[str], str]]:
 
 # ------------------------------------------------------------------------------- injection
 
-def inject_policy(path: str, index: int, policy: str, *, ask: Ask = input) -> bool:
-    """Write ``policy`` (base64) as the annotation of the ``index``-th pod-like document.
+def inject_policies(path: str, policies: dict[int, str], *, ask: Ask = input) -> dict[int, bool]:
+    """Write each ``index: policy`` (base64) as the annotation of the ``index``-th pod-like
+    document, all in one atomic rewrite of the file.
 
-    An existing non-empty policy is overwritten only after a ``y``; returns whether the file
-    was rewritten.
+    An existing non-empty policy is overwritten only after a ``y``. Returns, per index, whether
+    its policy was written; the file is rewritten only if at least one was.
     """
     file = Path(path)
     try:
@@ -361,29 +362,34 @@ def inject_policy(path: str, index: int, policy: str, *, ask: Ask = input) -> bo
         raise UserInputError(f"File not found at path: {path}", hint="Check that the YAML file exists.") from None
     documents = parse_documents(text)
     positions = [i for i, d in enumerate(documents) if isinstance(d, dict) and d.get("kind") in POD_KINDS]
-    if index >= len(positions):
-        raise UserInputError(f"{path} changed while the policy was generated: it has no workload number {index + 1}",
-                             hint="Run the command again.")
-    position = positions[index]
-    pod = pod_template(documents[position])
-
-    metadata = pod.get("metadata") if isinstance(pod.get("metadata"), dict) else {}
-    annotations = metadata.get("annotations") if isinstance(metadata.get("annotations"), dict) else {}
-    if annotations.get(POLICY_ANNOTATION):
-        workload = metadata.get("name") or f"Workload {index}"
-        if not answered_yes(f"Do you want to overwrite the Base64 Policy currently in workload '{workload}'? (y/n) ",
-                            ask, unattended=POLICY_KEPT):
-            return False
-
+    if max(policies, default=-1) >= len(positions):
+        raise UserInputError(f"{path} changed while the policy was generated: it has no workload number "
+                             f"{max(policies) + 1}", hint="Run the command again.")
+    written = {index: _confirmed(pod_template(documents[positions[index]]), index, ask) for index in policies}
+    if not any(written.values()):
+        return written
     expected = copy.deepcopy(documents)
-    _set_annotation(pod_template(expected[position]), policy)
-    new_text = _edit_text(text, position, policy)
-    if new_text is None or parse_documents(new_text) != expected:
+    for index, policy in policies.items():
+        if written[index]:
+            _set_annotation(pod_template(expected[positions[index]]), policy)
+            text = _edit_text(text, positions[index], policy) if text is not None else None
+    if text is None or parse_documents(text) != expected:
         logger.warning("Could not add the policy annotation to %s in place; the YAML is rewritten "
                        "(same content and key order, comments are lost)", path)
-        new_text = yaml.safe_dump_all(expected, sort_keys=False, default_flow_style=False)
-    save_text(file, new_text)
-    return True
+        text = yaml.safe_dump_all(expected, sort_keys=False, default_flow_style=False)
+    save_text(file, text)
+    return written
+
+
+def _confirmed(pod: dict, index: int, ask: Ask) -> bool:
+    """Whether the pod's policy may be written: it has none yet, or the user says y."""
+    metadata = pod.get("metadata") if isinstance(pod.get("metadata"), dict) else {}
+    annotations = metadata.get("annotations") if isinstance(metadata.get("annotations"), dict) else {}
+    if not annotations.get(POLICY_ANNOTATION):
+        return True
+    workload = metadata.get("name") or f"Workload {index}"
+    return answered_yes(f"Do you want to overwrite the Base64 Policy currently in workload '{workload}'? (y/n) ",
+                        ask, unattended=POLICY_KEPT)
 
 
 def _set_annotation(pod: dict, policy: str) -> None:

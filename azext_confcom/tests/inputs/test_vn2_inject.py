@@ -10,7 +10,7 @@ import yaml
 
 from azext_confcom.errors import UserInputError
 from azext_confcom.inputs import inject_into_yaml, read_existing_policies
-from azext_confcom.inputs.vn2 import POLICY_ANNOTATION, inject_policy
+from azext_confcom.inputs.vn2 import POLICY_ANNOTATION, inject_policies
 
 POLICY = "cGFja2FnZSBwb2xpY3kK+/=="
 
@@ -44,7 +44,7 @@ def test_pod_without_annotations_keeps_comments_order_and_other_documents(tmp_pa
           - name: app
             image: img/app:1
         """)
-    assert inject_policy(str(path), 0, POLICY, ask=never_asked)
+    assert inject_policies(str(path), {0: POLICY}, ask=never_asked)[0]
     assert path.read_text() == textwrap.dedent(f"""\
         # leading comment
         apiVersion: v1
@@ -84,7 +84,7 @@ def test_deployment_gets_the_annotation_on_its_pod_template(tmp_path):
             spec:
               containers: [{name: a, image: "img/a:1"}]
         """)
-    assert inject_into_yaml(str(path), 0, POLICY, ask=never_asked)
+    assert inject_into_yaml(str(path), {0: POLICY}, ask=never_asked)[0]
     text = path.read_text()
     assert f"      annotations:\n        {POLICY_ANNOTATION}: {POLICY}\n        keep.me/too: \"yes\"\n" in text
     document = yaml.safe_load(text)
@@ -111,7 +111,7 @@ def test_cron_job_without_template_metadata_and_second_pod_of_the_file(tmp_path)
                   - {name: c, image: "img/c:1"}
         """)
     before_first = path.read_text().split("---")[0]
-    assert inject_policy(str(path), 1, POLICY, ask=never_asked)
+    assert inject_policies(str(path), {1: POLICY}, ask=never_asked)[1]
     text = path.read_text()
     assert text.split("---")[0] == before_first
     template = list(yaml.safe_load_all(text))[1]["spec"]["jobTemplate"]["spec"]["template"]
@@ -128,7 +128,7 @@ def test_cron_job_without_template_metadata_and_second_pod_of_the_file(tmp_path)
 def test_unusual_metadata_layouts_still_get_exactly_the_annotation(tmp_path, metadata):
     path = write(tmp_path, f"kind: Pod\n{metadata}spec:\n  containers: [{{name: a, image: i}}]\n")
     original = yaml.safe_load(path.read_text())
-    assert inject_policy(str(path), 0, POLICY, ask=never_asked)
+    assert inject_policies(str(path), {0: POLICY}, ask=never_asked)[0]
     updated = yaml.safe_load(path.read_text())
     annotations = dict((original["metadata"].get("annotations") or {}), **{POLICY_ANNOTATION: POLICY})
     assert updated == dict(original, metadata=dict(original["metadata"], annotations=annotations))
@@ -150,31 +150,31 @@ def test_existing_policy_is_kept_unless_the_user_says_y(tmp_path):
     path = write(tmp_path, EXISTING)
     before = path.read_bytes()
     questions = []
-    assert not inject_policy(str(path), 0, POLICY, ask=lambda q: questions.append(q) or "n")
+    assert not inject_policies(str(path), {0: POLICY}, ask=lambda q: questions.append(q) or "n")[0]
     assert path.read_bytes() == before
     assert questions == ["Do you want to overwrite the Base64 Policy currently in workload 'web'? (y/n) "]
 
     def eof(question: str) -> str:
         raise EOFError
 
-    assert not inject_policy(str(path), 0, POLICY, ask=eof)
+    assert not inject_policies(str(path), {0: POLICY}, ask=eof)[0]
     assert path.read_bytes() == before
 
-    assert inject_policy(str(path), 0, POLICY, ask=lambda q: "Y")
+    assert inject_policies(str(path), {0: POLICY}, ask=lambda q: "Y")[0]
     assert path.read_text() == textwrap.dedent(EXISTING).replace('"b2xk"', POLICY)
 
 
 def test_unnamed_workload_is_named_by_position(tmp_path):
     path = write(tmp_path, textwrap.dedent(EXISTING).replace("  name: web\n", ""))
     questions = []
-    inject_policy(str(path), 0, POLICY, ask=lambda q: questions.append(q) or "n")
+    inject_policies(str(path), {0: POLICY}, ask=lambda q: questions.append(q) or "n")
     assert questions == ["Do you want to overwrite the Base64 Policy currently in workload 'Workload 0'? (y/n) "]
 
 
 def test_crlf_line_endings_are_kept(tmp_path):
     path = tmp_path / "crlf.yaml"
     path.write_bytes(b"kind: Pod\r\nmetadata:\r\n  name: p\r\nspec:\r\n  containers: [{name: a, image: i}]\r\n")
-    assert inject_policy(str(path), 0, POLICY, ask=never_asked)
+    assert inject_policies(str(path), {0: POLICY}, ask=never_asked)[0]
     assert path.read_bytes() == (b"kind: Pod\r\nmetadata:\r\n  annotations:\r\n    " + POLICY_ANNOTATION.encode()
                                  + b": " + POLICY.encode() + b"\r\n  name: p\r\nspec:\r\n"
                                  b"  containers: [{name: a, image: i}]\r\n")
@@ -189,7 +189,7 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path, monkeypat
 
     monkeypatch.setattr(os, "replace", broken_replace)
     with pytest.raises(UserInputError, match="disk full"):
-        inject_policy(str(path), 0, POLICY, ask=never_asked)
+        inject_policies(str(path), {0: POLICY}, ask=never_asked)
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pods.yaml"]
 
@@ -203,13 +203,13 @@ def test_file_written_by_the_reference_is_updated_in_place(tmp_path):
     path = tmp_path / "d.yaml"
     path.write_text(yaml.dump_all(documents))
     before = path.read_text()
-    assert inject_policy(str(path), 0, POLICY, ask=lambda q: "y")
+    assert inject_policies(str(path), {0: POLICY}, ask=lambda q: "y")[0]
     assert path.read_text() == before.replace(old, POLICY)
 
 
 def test_flow_style_metadata_gets_the_annotation_in_place(tmp_path):
     path = write(tmp_path, "# keep\nkind: Pod\nmetadata: {name: p}   # flow\nspec: {containers: [{name: a, image: i}]}\n")
-    assert inject_policy(str(path), 0, POLICY, ask=never_asked)
+    assert inject_policies(str(path), {0: POLICY}, ask=never_asked)[0]
     assert path.read_text() == (f"# keep\nkind: Pod\nmetadata: {{annotations: {{{POLICY_ANNOTATION}: {POLICY}}}, "
                                 "name: p}   # flow\nspec: {containers: [{name: a, image: i}]}\n")
 
@@ -221,7 +221,7 @@ def test_aliased_metadata_is_annotated_where_its_anchor_is(tmp_path):
         metadata: *meta
         spec: {containers: [{name: a, image: i}]}
         """)
-    assert inject_policy(str(path), 0, POLICY, ask=never_asked)
+    assert inject_policies(str(path), {0: POLICY}, ask=never_asked)[0]
     document = yaml.safe_load(path.read_text())
     assert document["metadata"] == {"name": "p", "annotations": {POLICY_ANNOTATION: POLICY}}
     assert document["metadata"] is document["x-common"]
@@ -234,6 +234,38 @@ def test_layout_that_cannot_be_edited_in_place_is_rewritten(tmp_path, monkeypatc
 
     path = write(tmp_path, "kind: Pod   # c\nmetadata: {name: p}\nspec: {containers: [{name: a, image: i}]}\n")
     monkeypatch.setattr(vn2, "_edit_text", lambda text, position, policy: text.replace("name: p", "name: q"))
-    assert inject_policy(str(path), 0, POLICY, ask=never_asked)
+    assert inject_policies(str(path), {0: POLICY}, ask=never_asked)[0]
     assert path.read_text() == (f"kind: Pod\nmetadata:\n  name: p\n  annotations:\n    {POLICY_ANNOTATION}: {POLICY}\n"
                                 "spec:\n  containers:\n  - name: a\n    image: i\n")
+
+
+def test_every_pod_in_one_rewrite_and_a_no_keeps_only_that_pod(tmp_path, monkeypatch):
+    """Several pods: one atomic write for all of them (a failure leaves none injected)."""
+    import azext_confcom.inputs.vn2 as vn2
+
+    path = write(tmp_path, f"""\
+        kind: Pod
+        metadata: {{name: first}}   # first pod
+        spec: {{containers: [{{name: a, image: "img/a:1"}}]}}
+        ---
+        kind: Pod
+        metadata:
+          name: second
+          annotations:
+            {POLICY_ANNOTATION}: old
+        spec: {{containers: [{{name: b, image: "img/b:1"}}]}}
+        """)
+    saves = []
+    monkeypatch.setattr(vn2, "save_text", lambda file, text: saves.append(text) or file.write_text(text))
+    questions = []
+    written = inject_policies(str(path), {0: "AAAA", 1: "BBBB"}, ask=lambda q: questions.append(q) or "n")
+    assert written == {0: True, 1: False}
+    assert questions == ["Do you want to overwrite the Base64 Policy currently in workload 'second'? (y/n) "]
+    assert len(saves) == 1 and "# first pod" in saves[0]
+    assert [d["metadata"]["annotations"][POLICY_ANNOTATION] for d in yaml.safe_load_all(path.read_text())] == \
+        ["AAAA", "old"]
+
+    assert inject_policies(str(path), {0: "CCCC", 1: "DDDD"}, ask=lambda q: "y") == {0: True, 1: True}
+    assert len(saves) == 2
+    assert [d["metadata"]["annotations"][POLICY_ANNOTATION] for d in yaml.safe_load_all(path.read_text())] == \
+        ["CCCC", "DDDD"]
