@@ -169,3 +169,12 @@ def test_ctrl_c_while_hashing(installed, image_tar, tmp_path):
     assert stdout == "" and "Traceback" not in stderr
     assert template.read_bytes() == before
     assert [p.name for p in folder.iterdir()] == ["template.json"]
+
+
+def test_help_from_the_installed_extension(installed):
+    for command in (["acipolicygen"], ["acifragmentgen"], ["containers", "from_image"]):
+        result = installed("confcom", *command, "--help")
+        assert result.returncode == 0, result.stderr
+        # azure-cli names the extension a command comes from; nothing else goes to stderr
+        assert result.stderr == "WARNING: This command is from the following extension: confcom\n"
+        assert "Arguments" in result.stdout and "Examples" in result.stdout
