@@ -59,3 +59,4 @@ def test_failing_hasher_traceback_only_with_debug(az, image_tar, tmp_path, monke
     result = az(*ACI, "-a", str(path), "--tar", str(image_tar), "--debug")
     assert result.exit_code == 3
     assert "Traceback" in result.stderr and "HashingError" in result.stderr
+    assert "dmverity-vhd stderr:\nlayer 0 is broken" in result.stderr       # the tool's whole stderr
