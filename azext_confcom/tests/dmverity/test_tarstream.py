@@ -11,6 +11,7 @@ import gzip
 import hashlib
 import importlib.util
 import io
+import random
 import tarfile
 import tracemalloc
 from pathlib import Path
@@ -880,7 +881,6 @@ def test_a_second_pax_header_replaces_the_first(mk):
 def test_mutated_archives_fail_only_with_archive_errors(golden_images, golden_expected):
     """Random byte changes (headers re-checksummed so parsing goes deep) and truncations: the
     reader either parses or raises ArchiveError, never anything else."""
-    import random
     layers = [golden_layer(golden_images, golden_expected, image, index) for image, index in
               [("sparse_entries.tar", 0), ("tar_dialects.tar", 1), ("deep_tree.tar", 1),
                ("timestamps.tar", 1), ("xattrs.tar", 0), ("symlinks.tar", 1)]]
@@ -904,3 +904,28 @@ def test_mutated_archives_fail_only_with_archive_errors(golden_images, golden_ex
         except ArchiveError:
             outcomes["error"] += 1
     assert outcomes["ok"] > 50 and outcomes["error"] > 50, outcomes
+
+
+def test_plain_header_fast_path_agrees_with_the_general_parser():
+    """The fast path (plain octal fields, unsigned checksum) must give what Go's field-by-field
+    rules give, and step aside (None) for anything else, e.g. a signed-sum checksum."""
+    from azext_confcom.dmverity import tarstream as ts
+
+    rng = random.Random(7)
+    fields = ((100, 108), (108, 116), (116, 124), (124, 136), (136, 148))
+    for fmt in (tarfile.USTAR_FORMAT, tarfile.GNU_FORMAT, tarfile.PAX_FORMAT):
+        for _ in range(200):
+            info = tarfile.TarInfo("é/" * rng.randint(0, 3) + f"f{rng.randrange(10**6)}")
+            info.size, info.mtime = rng.randrange(8 ** 11), rng.randrange(8 ** 11)
+            info.mode, info.uid, info.gid = rng.randrange(8 ** 7), rng.randrange(8 ** 7), rng.randrange(8 ** 7)
+            block = info.tobuf(fmt, "utf-8", "surrogateescape")[-512:]
+            assert ts._byte_sum(block) == sum(block)
+            assert ts._plain_numbers(block) == tuple(ts._parse_numeric(block[a:b]) for a, b in fields)
+            assert ts._magic_format(block) == ts._header_format(block)
+            broken = block[:148] + b"0000000\x00" + block[156:]
+            assert ts._plain_numbers(broken) is None and ts._header_format(broken) is None
+    signed = bytearray(tarfile.TarInfo("\xff" * 20).tobuf(tarfile.USTAR_FORMAT, "latin-1", "strict"))
+    value = sum(signed[:148]) + 256 + sum(signed[156:]) - 256 * 20        # bytes >= 0x80 negative
+    signed[148:156] = b"%06o\x00 " % value
+    assert ts._plain_numbers(bytes(signed)) is None
+    assert ts._header_format(bytes(signed)) == ts._USTAR
