@@ -22,6 +22,12 @@ _TAG = re.compile(r"[\w][\w.-]{0,127}")
 _DIGEST = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}")
 
 
+def address(text: str) -> str:
+    """The reference extension's ``<base>:<tag>`` for *text*: the text itself when it has a ``:``,
+    else ``:latest`` appended. Images are looked up, hashed and named in messages by it."""
+    return text if ":" in text else text + ":latest"
+
+
 @dataclass(frozen=True)
 class ImageReference:
     """A parsed image reference; ``text`` is what the user wrote."""
@@ -88,7 +94,7 @@ class ImageReference:
     @property
     def key(self) -> str:
         """The reference extension's ``<base>:<tag>`` for this text (split at the first ``:``)."""
-        return self.text if ":" in self.text else self.text + ":latest"
+        return address(self.text)
 
     def same_image(self, other: "str | ImageReference") -> bool:
         """True when ``other`` names the same image (``nginx`` == ``docker.io/library/nginx:latest``)."""

@@ -12,7 +12,8 @@ from __future__ import annotations
 from azext_confcom.errors import UserInputError
 from azext_confcom.inputs import platform_defaults
 from azext_confcom.policy import config
-from azext_confcom.policy.generate import ImageInfo, LayerHasher, address
+from azext_confcom.images.reference import address
+from azext_confcom.policy.generate import ImageInfo, LayerHasher
 
 PLATFORMS = ("aci", "vn2")
 #: the OS/architecture the layers were hashed for

@@ -31,6 +31,7 @@ from knack.log import get_logger
 from tqdm import tqdm
 
 from azext_confcom.errors import ImageError, UserInputError
+from azext_confcom.images.reference import address
 from azext_confcom.policy import config
 from azext_confcom.policy.spec import ContainerSpec, GroupSpec, MountSpec
 
@@ -109,11 +110,6 @@ class Policy:
     @property
     def all_containers(self) -> list[dict]:
         return self.containers + ([self.pause] if self.pause else [])
-
-
-def address(image: str) -> str:
-    """``<base>:<tag>`` as the reference addresses an image (split at the first ``:``)."""
-    return image if ":" in image else f"{image}:latest"
 
 
 def generate_policies(groups: list[GroupSpec], options: PolicyOptions, image_info: ImageInfo,
