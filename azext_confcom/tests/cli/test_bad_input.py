@@ -65,7 +65,7 @@ def no_daemon(monkeypatch, tmp_path):
     monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-docker.sock")
 
 
-# --- ARM expressions the reference does not evaluate ------------------------------------------
+# --- templates and input files -------------------------------------------------------------
 
 def test_concat_image_name_says_the_expression_is_not_evaluated(az, template, image_tar):
     image = "[concat('confcom/', 'sample:1.0')]"
