@@ -74,14 +74,19 @@ def quoted(text: str) -> str:
     return f"{text[:QUOTED_CHARS]}... ({len(text) - QUOTED_CHARS} more characters)"
 
 
+_BOM_HINT = ("The file starts with a byte-order mark (BOM), which JSON does not allow: "
+             "save it as UTF-8 without BOM.")
+
+
 def parse_json(text: str) -> Any:
     """JSON text, or the reference's ``Invalid json formatting for data`` error (the text quoted)."""
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise UserInputError(
-            f"Invalid json formatting for data: {quoted(text)}",
-            hint=f"Fix the JSON syntax ({exc.msg} at line {exc.lineno} column {exc.colno}).") from exc
+        hint = (_BOM_HINT if text.startswith("\ufeff")
+                else f"Fix the JSON syntax ({exc.msg} at line {exc.lineno} column {exc.colno}).")
+        raise UserInputError(f"Invalid json formatting for data: {quoted(text)}", hint=hint) from exc
+
 
 
 def load_json(path: str) -> Any:

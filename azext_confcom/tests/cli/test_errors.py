@@ -216,3 +216,12 @@ def test_stored_policy_that_is_not_a_string(az, tmp_path, image_tar, flag):
     path = write_template(tmp_path / "t.json", arm_template([container()], cce_policy=["x"]))
     result = _run_untouched(az, path, flag, "--tar", str(image_tar))
     _assert_failed(result, 'The stored ccePolicy is not a base64 string: ["x"]', exact=True)
+
+
+def test_template_with_a_byte_order_mark(az, tmp_path, image_tar):
+    """Windows editors write one; the reference fails on it too, we say what to do."""
+    path = tmp_path / "bom.json"
+    path.write_bytes(b"\xef\xbb\xbf" + json.dumps(arm_template([container()])).encode())
+    result = _run_untouched(az, path, "--tar", str(image_tar))
+    _assert_failed(result, "Invalid json formatting for data: \ufeff{")
+    assert "save it as UTF-8 without BOM" in result.stderr
