@@ -88,6 +88,5 @@ def parse_json(text: str) -> Any:
         raise UserInputError(f"Invalid json formatting for data: {quoted(text)}", hint=hint) from exc
 
 
-
 def load_json(path: str) -> Any:
     return parse_json(read_text(path))
