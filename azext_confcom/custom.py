@@ -260,7 +260,7 @@ def _existing_policies(source: Source) -> list[tuple[str, Optional[str]]]:
     if source.kind == "virtual_node_yaml":
         from azext_confcom import inputs
 
-        return inputs.read_existing_policies(source.kind, source.value)
+        return inputs.read_existing_policies(source.value)
     raise UserInputError("Can only print existing policy from ARM Template",
                          hint="Give the template with -a (or a virtual-node YAML with --virtual-node-yaml).")
 

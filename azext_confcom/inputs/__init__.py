@@ -40,14 +40,11 @@ def read_groups(kind: str, value: str, *, approve_wildcards: bool = False,
                          hint="--with-containers builds its policy with containers.policy_from_definitions.")
 
 
-def read_existing_policies(kind: str, value: str) -> list[tuple[Optional[str], str]]:
+def read_existing_policies(yaml_path: str) -> list[tuple[Optional[str], str]]:
     """(pod name, stored base64 policy) per pod of a VN2 YAML (``--print-existing-policy``)."""
-    if kind != "virtual_node_yaml":
-        raise UserInputError("Can only print existing policy from ARM Template",
-                             hint="Give the template with -a (or a virtual-node YAML with --virtual-node-yaml).")
     from azext_confcom.inputs.vn2 import existing_policies
 
-    return existing_policies(value)
+    return existing_policies(yaml_path)
 
 
 def inject_into_yaml(path: str, policies: dict[int, str], ask: Ask = input) -> dict[int, bool]:

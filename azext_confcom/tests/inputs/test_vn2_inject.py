@@ -65,7 +65,7 @@ def test_pod_without_annotations_keeps_comments_order_and_other_documents(tmp_pa
           - name: app
             image: img/app:1
         """)
-    assert read_existing_policies("virtual_node_yaml", str(path)) == [("web", POLICY)]
+    assert read_existing_policies(str(path)) == [("web", POLICY)]
 
 
 def test_deployment_gets_the_annotation_on_its_pod_template(tmp_path):
