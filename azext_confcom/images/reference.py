@@ -19,6 +19,8 @@ _PATH = re.compile(rf"{_COMPONENT}(?:/{_COMPONENT})*")
 _DOMAIN = re.compile(r"(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*"
                      r"(?::[0-9]+)?|\[[0-9a-fA-F:]+\](?::[0-9]+)?")
 _TAG = re.compile(r"[\w][\w.-]{0,127}")
+#: ``[concat(...)]`` and the like (an IPv6 registry host ``[::1]:5000/...`` has no function call)
+_ARM_EXPRESSION = re.compile(r"\[\s*[A-Za-z][\w.]*\s*\(")
 _DIGEST = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}")
 
 
@@ -41,7 +43,7 @@ class ImageReference:
     @classmethod
     def parse(cls, text: str) -> "ImageReference":
         """Parse ``name``, ``name:tag``, ``name@algo:hex``, ``host:port/path[:tag]``."""
-        if text.startswith("[") and text.endswith("]"):
+        if _ARM_EXPRESSION.match(text):
             # an ARM expression the template reader leaves literal, as the reference does
             raise UserInputError(
                 f"The image '{text}' is an ARM template expression that is not evaluated: only "

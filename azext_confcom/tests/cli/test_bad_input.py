@@ -67,8 +67,8 @@ def no_daemon(monkeypatch, tmp_path):
 
 # --- templates and input files -------------------------------------------------------------
 
-def test_concat_image_name_says_the_expression_is_not_evaluated(az, template, image_tar):
-    image = "[concat('confcom/', 'sample:1.0')]"
+@pytest.mark.parametrize("image", ["[concat('confcom/', 'sample:1.0')]", "[format('{0}/app', 'acr')]"])
+def test_arm_expression_image_says_the_expression_is_not_evaluated(az, template, image_tar, image):
     path = write_template(template, arm_template([container(image=image)]))
     text = assert_clean_failure(run_untouched(az, path, "--tar", str(image_tar)), image)
     assert "[parameters()]" in text and "[variables()]" in text
