@@ -39,7 +39,7 @@ def build_layer(stream: BinaryIO, out: BinaryIO | None = None, *, probe: bool = 
     hasher = VerityHasher()
     try:
         size = ext4.build(iter_entries(stream), hasher, out)
-        hasher.levels()                      # finish hashing while errors can still be mapped
+        hasher.finish()                      # finish hashing while errors can still be mapped
     except (LayerConversionError, ArchiveError) as err:
         raise LayerConversionError(CONVERT_PREFIX + err.message, hint=err.hint) from None
     return hasher, size

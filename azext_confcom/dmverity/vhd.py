@@ -69,8 +69,7 @@ def write_layer_vhd(stream: BinaryIO, directory: Path, name: str) -> tuple[Path,
             out.seek(ext4_size)
             out.truncate()
             out.write(verity_superblock(ext4_size // BLOCK_SIZE, uuid.uuid4().bytes))
-            for level in reversed(hasher.levels()):
-                out.write(level)
+            hasher.write_tree(out)
             out.write(vhd_footer(out.tell(), uuid.uuid4().bytes))
         path = directory / name
         os.replace(tmp, path)
