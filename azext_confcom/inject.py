@@ -21,7 +21,8 @@ from azext_confcom.prompts import answered_yes
 CONFCOM_PROPERTIES = "confidentialComputeProperties"
 CCE_POLICY = "ccePolicy"
 #: what a CI user does instead of answering the overwrite question
-POLICY_KEPT = "The stored policy is kept; empty it first to have it replaced without a question."
+OVERWRITE_UNATTENDED = ("Answer in a terminal, or empty the stored policy first to have it replaced "
+                        "without a question.")
 
 
 def dump_template(template: dict) -> str:
@@ -82,7 +83,7 @@ def write_atomically(path: str | Path, text: str) -> None:
 def ask_overwrite(group_name: str) -> bool:
     """The reference's interactive question before replacing a stored policy."""
     return answered_yes(f'Do you want to overwrite the CCE Policy currently in container group '
-                        f'"{group_name}" in the ARM Template? (y/n) ', unattended=POLICY_KEPT)
+                        f'"{group_name}" in the ARM Template? (y/n) ', unattended=OVERWRITE_UNATTENDED)
 
 
 def inject_into_template(template_path: str | Path, policies: list[tuple[str, str]],

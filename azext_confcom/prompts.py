@@ -2,17 +2,17 @@
 value for an environment variable whose value is not given.
 
 One implementation for every question: the answer is read with ``ask`` (``input`` by default;
-tests pass their own), only "y" (any case) means yes, and no answer at all (standard input
-closed, as in CI) means no, with a warning that says so and how to answer without a terminal.
+tests pass their own) and only "y" (any case) means yes. No answer at all (standard input
+closed, as in CI) is an error that says how to proceed without a terminal: taking it as "no"
+would let a CI run keep a stale policy, or drop a variable, and still succeed. Every question
+is asked before anything is written, so the error leaves every file as it was.
 """
 
 from __future__ import annotations
 
 from typing import Callable
 
-from knack.log import get_logger
-
-logger = get_logger(__name__)
+from azext_confcom.errors import UserInputError
 
 #: what a CI user does instead of answering a wildcard question
 WILDCARD_UNATTENDED = "Pass --approve-wildcards (-y) to allow any value."
@@ -26,7 +26,6 @@ def answered_yes(question: str, ask: Ask = input, *, unattended: str = "") -> bo
     try:
         answer = ask(question)
     except EOFError:
-        logger.warning("No answer to \"%s\" (standard input is closed): taken as n. %s",
-                       question.strip(), unattended)
-        return False
+        raise UserInputError(f'No answer to "{question.strip()}": standard input is closed, so '
+                             "nothing was written.", hint=unattended or None) from None
     return answer.strip().lower() == "y"

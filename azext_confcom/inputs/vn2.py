@@ -28,7 +28,7 @@ import yaml
 from knack.log import get_logger
 
 from azext_confcom.errors import UserInputError
-from azext_confcom.inject import POLICY_KEPT, save_text
+from azext_confcom.inject import OVERWRITE_UNATTENDED, save_text
 from azext_confcom.inputs import platform_defaults
 from azext_confcom.policy.execs import hook_exec, probe_exec
 from azext_confcom.policy.documents import ci_get, image_text, quoted, read_text
@@ -389,7 +389,7 @@ def _confirmed(pod: dict, index: int, ask: Ask) -> bool:
         return True
     workload = metadata.get("name") or f"Workload {index}"
     return answered_yes(f"Do you want to overwrite the Base64 Policy currently in workload '{workload}'? (y/n) ",
-                        ask, unattended=POLICY_KEPT)
+                        ask, unattended=OVERWRITE_UNATTENDED)
 
 
 def _set_annotation(pod: dict, policy: str) -> None:

@@ -75,17 +75,19 @@ def test_arm_expression_image_says_the_expression_is_not_evaluated(az, template,
 
 
 def test_wildcard_question_with_closed_stdin(az, tmp_path, image_tar):
-    """CI runs without a terminal: no answer counts as n (the reference dies with EOFError)."""
+    """CI runs without a terminal: no answer is a clear error (the reference dies with EOFError)."""
     path = write_template(tmp_path / "t.json", arm_template(
         [container(environmentVariables=[{"name": "TOKEN", "value": "[parameters('token')]"}])],
         parameters={"token": {"type": "string"}}))
-    result = az(*ACI, "-a", str(path), "--tar", str(image_tar), "--outraw")
-    assert result.exit_code == 0, result.stderr
+    before = path.read_bytes()
+    result = az(*ACI, "-a", str(path), "--tar", str(image_tar))
+    assert result.exit_code == 1
     assert "Traceback" not in result.stderr
     question = "Create a wildcard policy for the environment variable TOKEN (y/n):"
-    assert (f'WARNING: No answer to "{question}" (standard input is closed): taken as n. '
-            "Pass --approve-wildcards (-y) to allow any value.") in result.stderr
-    assert "TOKEN=" not in result.stdout
+    assert (f'ERROR: No answer to "{question}": standard input is closed, so nothing was written.'
+            in result.stderr)
+    assert "Pass --approve-wildcards (-y) to allow any value." in result.stderr
+    assert path.read_bytes() == before
 
 
 _IMAGE_NOT_TEXT = {

@@ -103,11 +103,16 @@ def test_existing_policy_is_kept_when_the_user_says_no(az, tmp_path, image_tar):
     path = write_template(tmp_path / "t.json", arm_template([container()], cce_policy="b2xk"))
     before = path.read_bytes()
     prompt = 'Do you want to overwrite the CCE Policy currently in container group "group0" in the ARM Template? (y/n) '
-    for answer in ("n\n", ""):                      # "no", and no answer at all (closed stdin)
-        result = _generate(az, path, image_tar, stdin=answer)
-        assert result.exit_code == 0, result.stderr
-        assert result.stdout == prompt
-        assert path.read_bytes() == before
+    result = _generate(az, path, image_tar, stdin="n\n")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == prompt
+    assert path.read_bytes() == before
+    # no answer at all (closed stdin, as in CI) must not pass for success with the stale policy
+    result = _generate(az, path, image_tar, stdin="")
+    assert result.exit_code == 1
+    assert f'ERROR: No answer to "{prompt.strip()}"' in result.stderr
+    assert "empty the stored policy first" in result.stderr
+    assert path.read_bytes() == before
 
 
 def test_existing_policy_is_replaced_when_the_user_says_yes(az, tmp_path, image_tar):

@@ -157,7 +157,8 @@ def test_existing_policy_is_kept_unless_the_user_says_y(tmp_path):
     def eof(question: str) -> str:
         raise EOFError
 
-    assert not inject_policies(str(path), {0: POLICY}, ask=eof)[0]
+    with pytest.raises(UserInputError, match="standard input is closed"):
+        inject_policies(str(path), {0: POLICY}, ask=eof)
     assert path.read_bytes() == before
 
     assert inject_policies(str(path), {0: POLICY}, ask=lambda q: "Y")[0]

@@ -236,12 +236,13 @@ def test_declined_config_map_is_an_empty_value_but_declined_secret_is_an_error()
     assert len(asked) == 1 and spec.env_rules == [EnvRule("A="), EnvRule("B=")]
 
 
-def test_closed_stdin_counts_as_no():
+def test_closed_stdin_is_an_error_saying_how_to_answer():
     def eof(question: str) -> str:
         raise EOFError
 
-    with pytest.raises(UserInputError, match="Secret S needs a value"):
+    with pytest.raises(UserInputError, match="standard input is closed") as err:
         only_container(MISSING_REFS, ask=eof)
+    assert "--approve-wildcards" in err.value.hint
 
 
 def test_volume_mounts_are_empty_dirs_read_only_types_forced_with_a_warning(caplog):
