@@ -8,6 +8,7 @@ same way and then end the process with ``SystemExit(code)``.
 
 from __future__ import annotations
 
+import os
 import sys
 
 from azure.cli.core import azclierror
@@ -36,6 +37,8 @@ def to_azcli_error(ex: errors.ConfcomError) -> azclierror.AzCLIError:
 
 def raise_for_cli(ex: Exception):
     """Exception handler of every confcom command: re-raise *ex* the way azure-cli reports it."""
+    if isinstance(ex, BrokenPipeError):
+        _stop_writing_to_a_closed_pipe()
     if not isinstance(ex, errors.ConfcomError):
         raise ex
     az_error = to_azcli_error(ex)
@@ -45,3 +48,13 @@ def raise_for_cli(ex: Exception):
     az_error.print_error()
     az_error.send_telemetry()
     sys.exit(ex.exit_code)
+
+
+def _stop_writing_to_a_closed_pipe() -> None:
+    """The reader of our output went away (``... | head``): stop quietly, as Unix tools do.
+
+    stdout is pointed at /dev/null first so that flushing it at exit cannot fail again.
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    sys.exit(1)

@@ -105,6 +105,21 @@ def test_outraw_bytes_match_the_in_process_harness(installed, az, image_tar):
     assert (in_process.exit_code, in_process.stdout) == (0, result.stdout)
 
 
+def test_reader_closing_the_pipe_is_not_a_traceback(installed, image_tar):
+    """`az confcom acipolicygen ... --outraw | head -c 0`: the reader is gone before we write."""
+    template = write_template(installed.work / "pipe.json", arm_template([container()]))
+    read, write = os.pipe()
+    with subprocess.Popen([str(AZ), "confcom", "acipolicygen", "-a", str(template), "--tar", str(image_tar),
+                           "--outraw"], cwd=installed.work, env=installed.env, stdin=subprocess.DEVNULL,
+                          stdout=write, stderr=subprocess.PIPE, text=True) as process:
+        os.close(write)
+        os.close(read)
+        stderr = process.communicate(timeout=600)[1]
+    assert "Traceback" not in stderr and "Broken pipe" not in stderr, stderr
+    assert "Exception ignored" not in stderr, stderr
+    assert process.returncode == 1
+
+
 def test_errors_exit_codes_no_traceback(installed, image_tar):
     bad = installed.work / "bad.json"
     bad.write_text("{")
