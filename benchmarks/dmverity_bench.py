@@ -171,7 +171,8 @@ def startup_seconds() -> float:
     """Wall time of starting Python and importing what ``roothash`` imports (its fixed cost)."""
     start = time.perf_counter()
     subprocess.run([sys.executable, "-c", "import sys; sys.path.insert(0, sys.argv[1]); "
-                    "import azext_confcom.dmverity.cli, azext_confcom.images", str(REPO)],
+                    "import azext_confcom.dmverity.cli, azext_confcom.images.sources, "
+                    "azext_confcom.images.tarball", str(REPO)],
                    check=True, capture_output=True)
     return time.perf_counter() - start
 

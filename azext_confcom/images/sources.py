@@ -8,14 +8,18 @@ registry with our own client instead, and when that fails too the error says wha
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ..errors import DaemonError, ImageError
-from .auth import Credentials
-from .daemon import DockerDaemon
-from .model import Image
 from .platform import DEFAULT_PLATFORM
 from .reference import ImageReference
-from .registry import RegistryClient, fetch_image
-from .tarball import TarSource
+
+if TYPE_CHECKING:   # the daemon and registry modules are imported only when those sources are tried
+    from .auth import Credentials
+    from .daemon import DockerDaemon
+    from .model import Image
+    from .registry import RegistryClient
+    from .tarball import TarSource
 
 
 def open_image(ref: str | ImageReference, *, tar: TarSource | None = None, platform: str = DEFAULT_PLATFORM,
@@ -37,7 +41,9 @@ def open_image(ref: str | ImageReference, *, tar: TarSource | None = None, platf
             return image
     tried = None   # what the daemon said, when it did not deliver
     if use_daemon:
-        daemon = daemon or DockerDaemon.shared()
+        if daemon is None:
+            from .daemon import DockerDaemon
+            daemon = DockerDaemon.shared()
         try:
             daemon.client()
         except DaemonError as exc:
@@ -60,6 +66,7 @@ def open_image(ref: str | ImageReference, *, tar: TarSource | None = None, platf
     if not use_registry:
         raise ImageError(f"{ref} is not found in the given tar files, and no other source is allowed.",
                          hint="Add the image to the --tar mapping, or allow the Docker daemon or registry.")
+    from .registry import fetch_image
     try:
         image = fetch_image(ref, platform, credentials=credentials, client=registry_client)
         if tried:
