@@ -13,15 +13,12 @@ import gzip
 import json
 import os
 import sys
-import traceback
-from concurrent.futures import CancelledError, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Callable, Iterator, NoReturn
 
 from ..errors import ConfcomError, ImageNotFoundError, UserInputError
 from .cache import RootHashCache
 from .layer import NotALayerError, layer_root_hash
-from .vhd import write_layer_vhd
 
 if TYPE_CHECKING:
     from ..images import Image
@@ -88,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except Exception as err:  # a bug: say so plainly, traceback only on request
         if args.verbose:
+            import traceback
             traceback.print_exc()
         _report(f"internal error: {type(err).__name__}: {err}",
                 "Run again with -v for a traceback and report it.")
@@ -163,21 +161,15 @@ def _for_each_layer(image: Image, work: Callable[[int], str]) -> list[str]:
     for i, layer in enumerate(image.layers):
         first_index.setdefault(layer.diff_id or layer.digest or str(i), i)
     distinct = sorted(set(first_index.values()))
-    workers = max(1, min(len(distinct), os.cpu_count() or 1))
     results: dict[int, str] = {}
     failures: dict[int, BaseException] = {}
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="layer") as pool:
-        futures = {i: pool.submit(work, i) for i in distinct}
-        for i, future in futures.items():
-            try:
-                results[i] = future.result()
-            except CancelledError:
-                continue
-            except Exception as err:  # decided below, in manifest order
-                failures[i] = err
-                if not isinstance(err, NotALayerError):   # the run fails: skip what has not started
-                    for other in futures.values():
-                        other.cancel()
+    if len(distinct) == 1:     # nothing to overlap: no thread pool (its import costs start-up)
+        try:
+            results[distinct[0]] = work(distinct[0])
+        except Exception as err:  # decided below
+            failures[distinct[0]] = err
+    else:
+        _run_parallel(work, distinct, results, failures)
     hard = [i for i, err in failures.items() if not isinstance(err, NotALayerError)]
     if hard:
         first = min(hard)
@@ -194,6 +186,27 @@ def _for_each_layer(image: Image, work: Callable[[int], str]) -> list[str]:
                              hint="Those layer blobs are empty or not tar archives; export or pull "
                                   "the image again.")
     return [results[first_index[key]] for key in keys]
+
+
+def _run_parallel(work: Callable[[int], str], indices: list[int], results: dict[int, str],
+                  failures: dict[int, BaseException]) -> None:
+    """``work`` on ``indices`` across the cores; the first hard failure cancels what has not
+    started."""
+    from concurrent.futures import CancelledError, ThreadPoolExecutor
+
+    workers = max(1, min(len(indices), os.cpu_count() or 1))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="layer") as pool:
+        futures = {i: pool.submit(work, i) for i in indices}
+        for i, future in futures.items():
+            try:
+                results[i] = future.result()
+            except CancelledError:
+                continue
+            except Exception as err:  # decided by the caller, in manifest order
+                failures[i] = err
+                if not isinstance(err, NotALayerError):   # the run fails: skip what has not started
+                    for other in futures.values():
+                        other.cancel()
 
 
 def _roothash(args: argparse.Namespace) -> str:
@@ -216,6 +229,8 @@ def _roothash(args: argparse.Namespace) -> str:
 
 
 def _create(args: argparse.Namespace) -> str:
+    from .vhd import write_layer_vhd
+
     out_dir = Path(args.out_dir)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)

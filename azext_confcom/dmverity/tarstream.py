@@ -422,7 +422,7 @@ class _Header:
         self.format = fmt
         self.typeflag = block[156]
         self.name = name
-        self.linkname = _c_string(block[157:257])
+        self.linkname = _c_string(block[157:257]) if block[157] else b""
         if numbers is None:
             self.size = _field(block, 124, 136, "size")
             self.mode = _field(block, 100, 108, "mode")
@@ -446,7 +446,7 @@ class _Header:
             self.devminor = int(device[2], 8) if device[2] else 0
         prefix = b""
         if fmt == _USTAR:
-            prefix = _c_string(block[345:500])
+            prefix = _c_string(block[345:500]) if block[345] else b""
         elif fmt == _STAR:
             prefix = _c_string(block[345:476])
             self.atime = _unix(_field(block, 476, 488, "atime"), 0)
@@ -542,7 +542,8 @@ class _Reader:
 
     def __init__(self, stream: BinaryIO) -> None:
         self._src = _Source(stream)
-        self._current: _Physical = _Physical(self, 0)
+        self._none = _Physical(self, 0)     # "no entry data": read by no one, shared
+        self._current: _Physical = self._none
         self._pad = 0
         self._entry = 0                 # number of entries returned so far
         self._header_offset = 0         # offset of the header being processed
@@ -618,7 +619,7 @@ class _Reader:
             current.remaining = 0
             if self._src.skip(want) < want:
                 raise self._truncated("data")
-        self._current = _Physical(self, 0)
+        self._current = self._none
         pad, self._pad = self._pad, 0
         return self._src.skip(pad) == pad
 
@@ -820,17 +821,17 @@ class _Replay:
     def __init__(self, head: bytes, stream: BinaryIO) -> None:
         self._head = memoryview(head)
         self._stream = stream
+        self._readinto = getattr(stream, "readinto", None)
 
     def readinto(self, buffer: memoryview | bytearray) -> int:
+        if not self._head and self._readinto is not None:    # the common case, once per read
+            return self._readinto(buffer) or 0
         view = memoryview(buffer).cast("B")
         if self._head:
             n = min(len(view), len(self._head))
             view[:n] = self._head[:n]
             self._head = self._head[n:]
             return n
-        readinto = getattr(self._stream, "readinto", None)
-        if readinto is not None:
-            return readinto(view) or 0
         chunk = self._stream.read(len(view))
         view[:len(chunk)] = chunk
         return len(chunk)
