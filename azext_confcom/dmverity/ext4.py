@@ -55,6 +55,9 @@ _XATTR_PREFIXES = (
 _INODE = struct.Struct("<HHIIIIIHHIII60sIIIIHHHHHHHHIIIII104s")
 _NO_INLINE_XATTRS = bytes(104)
 _GROUP_DESC = struct.Struct("<IIIHHHHIHHHH")
+#: directory entry header (inode, record length, name length, file type) and name padding
+_DIRENT = struct.Struct("<IHBB")
+_NAME_PAD = tuple(bytes(n) for n in range(4))
 #: extent header + one extent (logical 0), as ``_extents`` would give for a short file
 _ONE_EXTENT = struct.Struct("<HHHHIIHHI")
 
@@ -696,24 +699,28 @@ class Ext4Builder:
 
 def _directory_blocks(node: _Inode, parent: _Inode) -> bytearray:
     entries = [(node.number, b".", S_IFDIR), (parent.number, b"..", S_IFDIR)]
-    entries += sorted(((child.number, name, child.mode & _TYPE_MASK)
-                       for name, child in node.children.items()), key=lambda e: (e[0], e[1]))
+    # by (number, name): names are unique, so the type never takes part in the comparison
+    entries += sorted((child.number, name, child.mode & _TYPE_MASK)
+                      for name, child in node.children.items())
     out = bytearray()
     used = 0
-    for number, name, ftype in entries:
-        rec_len = _r4(8 + len(name))
+    pack = _DIRENT.pack
+    for number, name, ftype in entries:            # one pass per file of the layer: locals only
+        size = len(name)
+        rec_len = (size + 11) & ~3                  # 8-byte header + name, to 4 bytes
         if BLOCK_SIZE - used < rec_len + 12:
             out += _filler(BLOCK_SIZE - used)
             used = 0
-        out += struct.pack("<IHBB", number, rec_len, len(name), _DIRENT_TYPE[ftype]) + name
-        out += bytes(rec_len - 8 - len(name))
+        out += pack(number, rec_len, size, _DIRENT_TYPE[ftype])
+        out += name
+        out += _NAME_PAD[rec_len - 8 - size]
         used += rec_len
     out += _filler(BLOCK_SIZE - used)
     return out
 
 
 def _filler(space: int) -> bytes:
-    return struct.pack("<IHBB", 0, space, 0, 0) + bytes(space - 8)
+    return _DIRENT.pack(0, space, 0, 0) + bytes(space - 8)
 
 
 def _group_layout(blocks: int, inodes: int) -> tuple[int, int]:
