@@ -304,8 +304,10 @@ class Ext4Builder:
     # -- inodes --------------------------------------------------------------------------
 
     def _new_inode(self, mode: int, number: int | None = None) -> _Inode:
-        if number is None:
-            number = len(self._inodes)
+        if number is None:                    # the next free number (nearly every inode)
+            node = _Inode(len(self._inodes), mode)
+            self._inodes.append(node)
+            return node
         node = _Inode(number, mode)
         while len(self._inodes) <= number:
             self._inodes.append(None)
@@ -405,7 +407,7 @@ class Ext4Builder:
             node.mode = mode
         else:
             node = self._new_inode(mode)
-        inline, block = _place_xattrs(xattrs, name)
+        inline, block = _place_xattrs(xattrs, name) if xattrs else ((), ())
         node.uid, node.gid, node.dev = meta["uid"], meta["gid"], meta["dev"]
         node.atime, node.ctime, node.mtime, node.crtime = (
             meta["atime"], meta["ctime"], meta["mtime"], meta["crtime"])

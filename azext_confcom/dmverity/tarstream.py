@@ -62,6 +62,7 @@ _INT64_MAX = (1 << 63) - 1
 _GO_ZERO_TIME = -62135596800           # Unix seconds of 0001-01-01T00:00:00Z (time.Time{})
 _HEADER_ONLY = frozenset(b"123456")    # link, symlink, char, block, dir, fifo: no data section
 _ZERO_BLOCK = bytes(BLOCK_SIZE)
+_ONE_BYTE = tuple(bytes([b]) for b in range(256))   # typeflag byte -> bytes, without a new object
 _ZEROS = memoryview(bytes(1 << 20))
 _HIGH_BYTES = bytes(range(0x80, 0x100))
 _DECIMAL = re.compile(rb"[+-]?[0-9]+")  # strconv.ParseInt(s, 10, 64) syntax
@@ -768,7 +769,7 @@ class _Reader:
             size = header.size
             data = _SparseData(self._current, _invert_sparse(sparse, size), size)
         self._entry += 1
-        return TarEntry(name=header.name, typeflag=bytes([header.typeflag]), mode=header.mode,
+        return TarEntry(name=header.name, typeflag=_ONE_BYTE[header.typeflag], mode=header.mode,
                         uid=header.uid, gid=header.gid, size=size, linkname=header.linkname,
                         devmajor=header.devmajor, devminor=header.devminor, mtime=header.mtime,
                         atime=header.atime, ctime=header.ctime,
